@@ -1,0 +1,8 @@
+from mmrskd.models import (backbones, connectors, dense_heads, detectors,
+                           distillers, layers, loss_schedules, losses, necks,
+                           task_modules)
+
+__all__ = [
+    'backbones', 'connectors', 'dense_heads', 'detectors', 'distillers',
+    'layers', 'loss_schedules', 'losses', 'necks', 'task_modules'
+]

@@ -1,0 +1,395 @@
+"""Teacher → student distillation of any mmdet/mmrotate detector, by config.
+
+::
+
+    inputs ─┬─> teacher (frozen, no_grad, stops after its last tap) ─> taps T ─┐
+            │                                                             │
+            └─> student.loss() ──> detection losses                       ├─> mappings ─> distill losses
+                       └──────────> taps S ─> connectors ─────────────────┤      (× schedules)
+                                    taps S ─> teacher modules (cross) ─────┘
+
+The teacher is kept out of the module tree, so it is not in ``parameters()``,
+the optimizer, DDP or ``state_dict()``: checkpoints hold the student, the
+connectors, the distillation losses' own parameters and schedule states.
+"""
+import copy
+import os.path as osp
+import warnings
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MessageHub
+from mmengine.model import BaseModel
+from mmengine.runner import load_checkpoint
+
+from mmrskd.models.distillers.loss_mapping import (BATCH_SOURCES, Source,
+                                                   parse_loss_mappings,
+                                                   select)
+from mmrskd.models.distillers.taps import (TapsComplete, TapSet, TapSpec,
+                                           find_module)
+from mmrskd.registry import MODELS, TASK_UTILS
+from mmrskd.utils import MMRSKDError
+from mmrskd.utils.config import load_config
+
+
+def resolve_model_cfg(spec, role):
+    """A detector config from a model dict, a config path or
+    ``dict(cfg_path=..., **overrides)``.
+
+    Returns:
+        dict: the model config with ``_scope_`` set to the default scope of
+        the config file it came from, so its unprefixed types resolve.
+    """
+    overrides = {}
+    if isinstance(spec, dict) and 'cfg_path' in spec:
+        overrides = {k: v for k, v in spec.items() if k != 'cfg_path'}
+        spec = spec['cfg_path']
+    if isinstance(spec, str):
+        cfg = load_config(spec, where=role)
+        if 'model' not in cfg:
+            raise MMRSKDError(f'{role}: {spec} has no "model" key')
+        model = cfg.model.to_dict()
+        model.setdefault('_scope_', cfg.get('default_scope', 'mmrskd'))
+        spec = model
+    if not isinstance(spec, dict) or 'type' not in spec:
+        raise MMRSKDError(f'{role}: expected a model dict with "type", a '
+                          f'config path or dict(cfg_path=...), got {spec!r}')
+    spec = copy.deepcopy(dict(spec))
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
+def _tensors(value):
+    """Flatten nested tuples/lists into their tensors."""
+    if torch.is_tensor(value):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in _tensors(item)]
+    return []
+
+
+def _shapes(value):
+    return [tuple(t.shape) for t in _tensors(value)]
+
+
+def _num_classes(detector):
+    for path in ('bbox_head', 'roi_head.bbox_head'):
+        head = detector
+        for name in path.split('.'):
+            head = getattr(head, name, None)
+        if head is not None and hasattr(head, 'num_classes'):
+            return head.num_classes
+    return None
+
+
+@MODELS.register_module()
+class SingleTeacherDistiller(BaseModel):
+    """Distil a frozen teacher detector into a student detector.
+
+    Args:
+        student (dict | str): model dict, config path (local,
+            ``mmrskd::``, ``mmdet::``, ``mmrotate::``) or
+            ``dict(cfg_path=..., **model_overrides)``.
+        teacher (dict | str): the same, for the teacher.
+        teacher_ckpt (str | None): local path or URL of the teacher weights,
+            loaded weights-only. None keeps a random teacher (tests only).
+        taps (dict[str, str | dict]): named records of module outputs/inputs
+            or method results, see :mod:`mmrskd.models.distillers.taps`.
+        connectors (dict[str, dict]): trainable adapters, by name.
+        cross_forwards (dict[str, dict]): run frozen teacher modules on
+            student values with gradient (CrossKD-style), by name:
+            ``dict(source=<source>, modules=['bbox_head.cls_convs.3', ...],
+            per_level=False)``. Results are sources for the mappings.
+        distill_losses (dict[str, dict]): registered losses by name; names
+            must contain ``'loss'`` so mmengine backpropagates them.
+        loss_mappings (dict[str, dict]): loss argument → source, see
+            :mod:`mmrskd.models.distillers.loss_mapping`.
+        loss_schedules (dict[str, dict]): weight schedules by loss name.
+        teacher_early_exit (bool): stop the teacher forward as soon as all
+            its taps have fired. Defaults to True.
+        allow_class_mismatch (bool): allow teacher and student heads with
+            different class counts. Defaults to False.
+        data_preprocessor: unused; the student's preprocessor is used.
+        init_cfg (dict | None): initialisation config.
+    """
+
+    def __init__(self,
+                 student,
+                 teacher,
+                 teacher_ckpt=None,
+                 taps=None,
+                 connectors=None,
+                 cross_forwards=None,
+                 distill_losses=None,
+                 loss_mappings=None,
+                 loss_schedules=None,
+                 teacher_early_exit=True,
+                 allow_class_mismatch=False,
+                 data_preprocessor=None,
+                 init_cfg=None):
+        student = MODELS.build(resolve_model_cfg(student, 'student'))
+        super().__init__(data_preprocessor=student.data_preprocessor,
+                         init_cfg=init_cfg)
+        self.student = student
+        # A plain attribute: not a submodule, so never trained or saved.
+        object.__setattr__(self, 'teacher', self._build_teacher(
+            teacher, teacher_ckpt))
+        self._check_pairing(allow_class_mismatch)
+
+        specs = [TapSpec.parse(name, spec)
+                 for name, spec in (taps or {}).items()]
+        self.student_taps = TapSet(
+            self.student, [s for s in specs if s.model == 'student'])
+        self.teacher_taps = TapSet(
+            self.teacher, [s for s in specs if s.model == 'teacher'])
+        self.teacher_early_exit = teacher_early_exit
+
+        self.connectors = nn.ModuleDict(
+            {name: MODELS.build(cfg) for name, cfg in (connectors or {}).items()})
+        self.cross_forwards = self._parse_cross_forwards(cross_forwards or {})
+
+        distill_losses = distill_losses or {}
+        for name in distill_losses:
+            if 'loss' not in name:
+                raise MMRSKDError(
+                    f'distill_losses.{name}: mmengine only backpropagates '
+                    f'outputs whose name contains "loss"; rename it, e.g. '
+                    f'"loss_{name}"')
+        self.distill_losses = nn.ModuleDict(
+            {name: MODELS.build(cfg) for name, cfg in distill_losses.items()})
+        self.loss_mappings = parse_loss_mappings(
+            loss_mappings or {}, self.distill_losses,
+            [s.name for s in specs] + list(self.cross_forwards),
+            self.connectors.keys())
+
+        loss_schedules = loss_schedules or {}
+        unknown = set(loss_schedules) - set(self.distill_losses)
+        if unknown:
+            raise MMRSKDError(
+                f'loss_schedules: {sorted(unknown)} name no distill loss; '
+                f'known losses: {sorted(self.distill_losses)}')
+        self.loss_schedules = nn.ModuleDict({
+            name: TASK_UTILS.build(cfg) for name, cfg in loss_schedules.items()
+        })
+        self.predict_with = 'student'
+        self._first_step_checked = False
+
+    # ------------------------------------------------------------------ build
+    @staticmethod
+    def _build_teacher(spec, ckpt):
+        teacher = MODELS.build(resolve_model_cfg(spec, 'teacher'))
+        if ckpt is None:
+            warnings.warn('teacher_ckpt is None: distilling from a randomly '
+                          'initialised teacher')
+            teacher.init_weights()
+        else:
+            if '://' not in ckpt and not osp.isfile(osp.expanduser(ckpt)):
+                raise MMRSKDError(f'teacher_ckpt not found: '
+                                  f'{osp.abspath(osp.expanduser(ckpt))}')
+            load_checkpoint(teacher, ckpt, map_location='cpu', strict=True,
+                            revise_keys=[(r'^student\.', ''),
+                                         (r'^module\.', '')])
+        teacher.eval()
+        teacher.requires_grad_(False)
+        return teacher
+
+    def _check_pairing(self, allow_class_mismatch):
+        n_s, n_t = _num_classes(self.student), _num_classes(self.teacher)
+        if not allow_class_mismatch and None not in (n_s, n_t) and n_s != n_t:
+            raise MMRSKDError(
+                f'teacher predicts {n_t} classes, student {n_s}: set the same '
+                'num_classes in both heads (or allow_class_mismatch=True for '
+                'feature-only distillation)')
+        pre_s = self.student.data_preprocessor
+        pre_t = self.teacher.data_preprocessor
+        for attr in ('mean', 'std'):
+            a, b = getattr(pre_s, attr, None), getattr(pre_t, attr, None)
+            if torch.is_tensor(a) and torch.is_tensor(b) and (
+                    a.shape != b.shape or not torch.allclose(a, b)):
+                raise MMRSKDError(
+                    f'teacher and student data_preprocessor.{attr} differ '
+                    f'({b.flatten().tolist()} vs {a.flatten().tolist()}): the '
+                    'teacher would see inputs it was not trained on')
+
+    def _parse_cross_forwards(self, cross_forwards):
+        parsed = {}
+        for name, spec in cross_forwards.items():
+            where = f'cross_forwards.{name}'
+            if not isinstance(spec, dict) or not spec.get('modules'):
+                raise MMRSKDError(f'{where}: expected dict(source=..., '
+                                  'modules=[teacher module paths])')
+            modules = spec['modules']
+            if isinstance(modules, str):
+                modules = [modules]
+            for path in modules:
+                find_module(self.teacher, path, f'{where}.modules')
+            parsed[name] = dict(
+                source=Source.parse(spec['source'], f'{where}.source'),
+                modules=list(modules),
+                per_level=bool(spec.get('per_level', False)))
+        return parsed
+
+    # ------------------------------------------------------------ nn.Module
+    def _apply(self, fn, *args, **kwargs):
+        # .to()/.cuda()/.half() must move the teacher too.
+        self.teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def forward(self, inputs, data_samples=None, mode='tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.student._forward(inputs, data_samples)
+        raise MMRSKDError(f'Invalid mode "{mode}": use loss, predict or tensor')
+
+    def predict(self, inputs, data_samples=None):
+        """Predictions of the student (or of the teacher while a val loop
+        sets ``predict_with='teacher'``)."""
+        model = self.teacher if self.predict_with == 'teacher' else self.student
+        return model.predict(inputs, data_samples)
+
+    # ------------------------------------------------------------- training
+    def run_teacher(self, inputs, data_samples):
+        """Fill the teacher taps: no autograd graph, and no further than the
+        last tapped module when ``teacher_early_exit``."""
+        taps = self.teacher_taps
+        if not taps.specs:
+            return
+        with torch.no_grad(), taps.recording(self.teacher_early_exit):
+            try:
+                if hasattr(self.teacher, 'extract_feat') and hasattr(
+                        self.teacher, 'bbox_head'):
+                    # Call the head, not head.forward, so its hooks fire.
+                    self.teacher.bbox_head(self.teacher.extract_feat(inputs))
+                else:
+                    self.teacher._forward(inputs, data_samples)
+            except TapsComplete:
+                pass
+
+    def loss(self, inputs, data_samples):
+        """Detection losses of the student plus the distillation losses.
+
+        Returns:
+            dict[str, Tensor]: every value whose key contains ``'loss'`` is
+            backpropagated by mmengine.
+        """
+        try:
+            self.run_teacher(inputs, data_samples)
+            with self.student_taps.recording():
+                losses = self.student.loss(inputs, data_samples)
+            context = dict(gt_instances=[s.gt_instances for s in data_samples],
+                           img_metas=[s.metainfo for s in data_samples],
+                           data_samples=data_samples, inputs=inputs)
+            if not self._first_step_checked:
+                self._check_taps_and_names(losses)
+            losses.update(self.distillation_losses(context))
+            self._first_step_checked = True
+        finally:
+            self.student_taps.clear()
+            self.teacher_taps.clear()
+        return losses
+
+    def distillation_losses(self, context):
+        """Evaluate every mapped, scheduled distillation loss once."""
+        cur_iter, max_iters = self._progress()
+        cache = {}
+        losses = {}
+        for name, loss in self.distill_losses.items():
+            schedule = self.loss_schedules[name] \
+                if name in self.loss_schedules else None
+            weight = 1.0 if schedule is None else schedule(cur_iter, max_iters)
+            if weight == 0:
+                losses[name] = context['inputs'].new_zeros(()).float()
+                continue
+            kwargs = {arg: self._resolve(source, context, cache)
+                      for arg, source in self.loss_mappings[name].items()}
+            if not self._first_step_checked:
+                self._check_pair_shapes(name, kwargs)
+            value = loss(**kwargs) * weight
+            if schedule is not None:
+                schedule.update(value.detach())
+            losses[name] = value
+        return losses
+
+    @staticmethod
+    def _progress():
+        hub = MessageHub.get_current_instance()
+        return hub.get_info('iter', 0), hub.get_info('max_iters', 0)
+
+    def _lookup(self, name, context, cache):
+        if name in BATCH_SOURCES:
+            return context[name]
+        if name in self.student_taps.records:
+            return self.student_taps.records[name]
+        if name in self.teacher_taps.records:
+            return self.teacher_taps.records[name]
+        if name in self.cross_forwards:
+            return self._cross_forward(name, context, cache)
+        raise MMRSKDError(f'source "{name}" recorded nothing this step')
+
+    def _resolve(self, source, context, cache):
+        key = ('source', source)
+        if key not in cache:
+            value = select(self._lookup(source.name, context, cache),
+                           source.index)
+            if source.connector is not None:
+                value = self.connectors[source.connector](value)
+            if source.detach:
+                value = type(value)(v.detach() for v in value) if isinstance(
+                    value, (tuple, list)) else value.detach()
+            cache[key] = value
+        return cache[key]
+
+    def _cross_forward(self, name, context, cache):
+        key = ('cross', name)
+        if key not in cache:
+            spec = self.cross_forwards[name]
+            value = self._resolve(spec['source'], context, cache)
+            modules = [self.teacher.get_submodule(p) for p in spec['modules']]
+
+            def run(x):
+                for module in modules:
+                    x = module(x)
+                return x
+
+            cache[key] = type(value)(run(v) for v in value) \
+                if spec['per_level'] else run(value)
+        return cache[key]
+
+    def _check_taps_and_names(self, student_losses):
+        """First batch, before any optimizer step: every tap fired and no
+        distillation loss hides a student loss."""
+        for taps in (self.student_taps, self.teacher_taps):
+            for spec in taps.specs:
+                if spec.name not in taps.records:
+                    raise MMRSKDError(
+                        f'taps.{spec.name}: {spec.model}.{spec.path} did not '
+                        f'run during the training forward (its '
+                        f'{type(getattr(self, spec.model)).__name__} never '
+                        'calls it in this mode); tap a module that runs')
+        clashes = set(student_losses) & set(self.distill_losses)
+        if clashes:
+            raise MMRSKDError(f'distill_losses {sorted(clashes)} share a name '
+                              'with the student\'s own losses; rename them')
+
+    @staticmethod
+    def _check_pair_shapes(name, kwargs):
+        """``x_S`` and ``x_T`` arguments of a loss must have equal shapes."""
+        for arg_s, value_s in kwargs.items():
+            arg_t = arg_s[:-2] + '_T'
+            if not arg_s.endswith('_S') or arg_t not in kwargs:
+                continue
+            shape_s, shape_t = _shapes(value_s), _shapes(kwargs[arg_t])
+            if shape_s != shape_t:
+                raise MMRSKDError(
+                    f'loss_mappings.{name}: {arg_s} has shape {shape_s} but '
+                    f'{arg_t} has {shape_t}; adapt the student source with a '
+                    'connector, e.g. connectors=dict(adapt=dict(type='
+                    '"ConvBNConnector", in_channels=C_S, out_channels=C_T)) '
+                    'and dict(source=..., connector="adapt")')

@@ -1,0 +1,9 @@
+from mmrskd.models.loss_schedules.base import LossWeightSchedule
+from mmrskd.models.loss_schedules.constant import ConstantSchedule
+from mmrskd.models.loss_schedules.ramp import RampSchedule, WarmupSchedule
+from mmrskd.models.loss_schedules.stop_after import StopAfterSchedule
+
+__all__ = [
+    'LossWeightSchedule', 'ConstantSchedule', 'RampSchedule', 'WarmupSchedule',
+    'StopAfterSchedule'
+]

@@ -1,0 +1,126 @@
+"""Every upstream workaround mmrskd needs, in one place.
+
+Nothing else in mmrskd patches mmdet, mmrotate, mmengine or torch. Each fix is
+idempotent and proved by ``tests/test_compat.py``:
+
+* mmrotate 1.0.0rc1 asserts ``mmdet <= 3.1.0`` at import time, while the only
+  mmdet that accepts mmcv 2.1.0 (which builds against torch 2.x) is newer.
+  :func:`import_mmrotate` presents a 3.1.0 version string for the duration of
+  the first ``import mmrotate`` and restores the real one afterwards.
+* mmrotate 1.0.0rc1 does ``from collections import Sequence``, removed in
+  Python 3.10; :func:`import_mmrotate` aliases it to ``collections.abc``.
+* torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine's own
+  checkpoints carry numpy arrays and ``HistoryBuffer`` objects (with bound
+  statistics methods pickled through ``getattr``), so ``--resume`` fails.
+  :func:`register_checkpoint_safe_globals` allow-lists exactly those types,
+  with a ``getattr`` that only resolves ``HistoryBuffer`` statistics methods,
+  instead of turning ``weights_only`` off.
+"""
+import collections
+import collections.abc
+import importlib
+import sys
+
+import numpy as np
+import torch
+
+MMROTATE_ACCEPTED_MMDET_VERSION = '3.1.0'
+MMROTATE_SUBPACKAGES = ('datasets', 'evaluation', 'models', 'structures',
+                        'visualization')
+
+_patched = False
+
+
+def _alias_collections_sequence():
+    # mmrotate/models/detectors/refine_single_stage.py imports it; the alias
+    # stays because mmengine imports registry locations lazily.
+    if not hasattr(collections, 'Sequence'):
+        collections.Sequence = collections.abc.Sequence
+
+
+def import_mmrotate():
+    """Import mmrotate and all its registering subpackages on mmdet 3.3.
+
+    Returns:
+        module: the ``mmrotate`` package.
+    """
+    _alias_collections_sequence()
+    if 'mmrotate' in sys.modules and 'mmrotate.models' in sys.modules:
+        return sys.modules['mmrotate']
+    import mmdet
+    real_version = mmdet.__version__
+    mmdet.__version__ = MMROTATE_ACCEPTED_MMDET_VERSION
+    try:
+        mmrotate = importlib.import_module('mmrotate')
+        for name in MMROTATE_SUBPACKAGES:
+            importlib.import_module(f'mmrotate.{name}')
+    finally:
+        mmdet.__version__ = real_version
+    return mmrotate
+
+
+class _HistoryBufferMethodGetter:
+    """Stand-in for ``builtins.getattr`` while unpickling checkpoints.
+
+    mmengine pickles ``HistoryBuffer._statistics_methods`` as
+    ``getattr(HistoryBuffer, 'mean')``. A real ``getattr`` in the allow-list
+    would let a crafted checkpoint walk to ``os.system``, so this resolves only
+    registered statistics methods of ``HistoryBuffer`` and refuses the rest.
+    """
+
+    def __call__(self, obj, name):
+        from mmengine.logging import HistoryBuffer
+        if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+            return getattr(obj, name)
+        raise torch.serialization.pickle.UnpicklingError(
+            f'checkpoint calls getattr({obj!r}, {name!r}); only HistoryBuffer '
+            'statistics methods may be resolved while loading weights')
+
+
+def checkpoint_safe_globals():
+    """The allow-list of globals an mmengine/mmdet checkpoint may reference.
+
+    Returns:
+        list: entries for :func:`torch.serialization.add_safe_globals`.
+    """
+    from mmengine.logging import HistoryBuffer
+    numeric_dtypes = [type(np.dtype(code)) for code in '?bBhHiIlLqQefdgFDG']
+    return [
+        HistoryBuffer,
+        (_HistoryBufferMethodGetter(), 'builtins.getattr'),
+        np.ndarray,
+        np.dtype,
+        *numeric_dtypes,
+        (np._core.multiarray._reconstruct,
+         'numpy._core.multiarray._reconstruct'),
+        (np._core.multiarray.scalar, 'numpy._core.multiarray.scalar'),
+        # checkpoints written under numpy 1.x name the same functions here
+        (np._core.multiarray._reconstruct, 'numpy.core.multiarray._reconstruct'),
+        (np._core.multiarray.scalar, 'numpy.core.multiarray.scalar'),
+    ]
+
+
+def register_checkpoint_safe_globals():
+    """Extend torch's weights-only allow-list for mmengine checkpoints."""
+    torch.serialization.add_safe_globals(checkpoint_safe_globals())
+
+
+def route_local_checkpoints_through_safe_loader():
+    """Make mmengine load local checkpoints with mmrskd's safe loader, so a
+    refused file gets a one-line error instead of a pickle traceback."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmrskd.utils.checkpoint import load_from_local_safely
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local_safely, force=True)
+
+
+def apply_all():
+    """Apply every workaround once; safe to call repeatedly."""
+    global _patched
+    if _patched:
+        return
+    import_mmrotate()
+    register_checkpoint_safe_globals()
+    route_local_checkpoints_through_safe_loader()
+    _patched = True
