@@ -1,8 +1,8 @@
 from mmrskd.models import (backbones, connectors, dense_heads, detectors,
                            distillers, layers, loss_schedules, losses, necks,
-                           task_modules)
+                           task_modules, utils)
 
 __all__ = [
     'backbones', 'connectors', 'dense_heads', 'detectors', 'distillers',
-    'layers', 'loss_schedules', 'losses', 'necks', 'task_modules'
+    'layers', 'loss_schedules', 'losses', 'necks', 'task_modules', 'utils'
 ]

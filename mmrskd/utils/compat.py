@@ -70,11 +70,21 @@ class _HistoryBufferMethodGetter:
 
     def __call__(self, obj, name):
         from mmengine.logging import HistoryBuffer
-        if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+        if obj is HistoryBuffer and self.is_statistics_method(name):
             return getattr(obj, name)
         raise torch.serialization.pickle.UnpicklingError(
             f'checkpoint calls getattr({obj!r}, {name!r}); only HistoryBuffer '
             'statistics methods may be resolved while loading weights')
+
+    @staticmethod
+    def is_statistics_method(name):
+        from mmengine.logging import HistoryBuffer
+
+        # _statistics_methods fills on first use, so a fresh process also
+        # accepts the public methods HistoryBuffer defines itself.
+        own = vars(HistoryBuffer).get(name)
+        return name in HistoryBuffer._statistics_methods or (
+            not name.startswith('_') and callable(own))
 
 
 def checkpoint_safe_globals():

@@ -18,6 +18,7 @@ import warnings
 
 import torch
 import torch.nn as nn
+from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner import load_checkpoint
@@ -37,8 +38,9 @@ def resolve_model_cfg(spec, role):
     ``dict(cfg_path=..., **overrides)``.
 
     Returns:
-        dict: the model config with ``_scope_`` set to the default scope of
-        the config file it came from, so its unprefixed types resolve.
+        ConfigDict: the model config, with ``_scope_`` set to the default
+        scope of the config file it came from so its unprefixed types
+        resolve; ``overrides`` are merged in recursively.
     """
     overrides = {}
     if isinstance(spec, dict) and 'cfg_path' in spec:
@@ -48,19 +50,22 @@ def resolve_model_cfg(spec, role):
         cfg = load_config(spec, where=role)
         if 'model' not in cfg:
             raise MMRSKDError(f'{role}: {spec} has no "model" key')
-        model = cfg.model.to_dict()
-        model.setdefault('_scope_', cfg.get('default_scope', 'mmrskd'))
-        spec = model
+        spec = cfg.model
+        spec.setdefault('_scope_', cfg.get('default_scope', 'mmrskd'))
     if not isinstance(spec, dict) or 'type' not in spec:
         raise MMRSKDError(f'{role}: expected a model dict with "type", a '
                           f'config path or dict(cfg_path=...), got {spec!r}')
-    spec = copy.deepcopy(dict(spec))
+    # ConfigDict: mmdet heads read test_cfg by attribute.
+    return ConfigDict(_merge(copy.deepcopy(dict(spec)), overrides))
+
+
+def _merge(base, overrides):
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(spec.get(key), dict):
-            spec[key] = {**spec[key], **value}
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key] = _merge(dict(base[key]), value)
         else:
-            spec[key] = value
-    return spec
+            base[key] = value
+    return base
 
 
 def _tensors(value):
