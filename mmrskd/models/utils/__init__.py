@@ -1,0 +1,7 @@
+from mmrskd.models.utils.gt_masks import (boxes_to_cell_masks, featmap_stride,
+                                          rasterize_gt_boxes, to_box_type)
+
+__all__ = [
+    'boxes_to_cell_masks', 'featmap_stride', 'rasterize_gt_boxes',
+    'to_box_type'
+]
