@@ -143,6 +143,7 @@ class SingleTeacherDistiller(BaseModel):
         # A plain attribute: not a submodule, so never trained or saved.
         object.__setattr__(self, 'teacher', self._build_teacher(
             teacher, teacher_ckpt))
+        self.teacher_ckpt = teacher_ckpt
         self._check_pairing(allow_class_mismatch)
 
         specs = [TapSpec.parse(name, spec)
@@ -190,7 +191,6 @@ class SingleTeacherDistiller(BaseModel):
         if ckpt is None:
             warnings.warn('teacher_ckpt is None: distilling from a randomly '
                           'initialised teacher')
-            teacher.init_weights()
         else:
             if '://' not in ckpt and not osp.isfile(osp.expanduser(ckpt)):
                 raise MMRSKDError(f'teacher_ckpt not found: '
@@ -237,6 +237,12 @@ class SingleTeacherDistiller(BaseModel):
                 modules=list(modules),
                 per_level=bool(spec.get('per_level', False)))
         return parsed
+
+    def init_weights(self):
+        super().init_weights()
+        if self.teacher_ckpt is None:
+            # its own init (e.g. pretrained backbone), without a checkpoint
+            self.teacher.init_weights()
 
     # ------------------------------------------------------------ nn.Module
     def _apply(self, fn, *args, **kwargs):

@@ -1,0 +1,21 @@
+# FGD (Yang et al., CVPR 2022) on the five FPN levels, RetinaNet R50 -> R18,
+# DIOR. FGD's RetinaNet hyper-parameters.
+_base_ = '../pkd/pkd_retinanet_r18_retinanet_r50_1x_dior.py'
+model = dict(
+    distill_losses=dict(
+        _delete_=True,
+        loss_fgd=dict(
+            type='FGDLoss',
+            in_channels=[256] * 5,
+            temperature=0.5,
+            alpha_fg=1e-3,
+            beta_bg=5e-4,
+            gamma_attention=1e-3,
+            lambda_global=5e-6)),
+    loss_mappings=dict(
+        _delete_=True,
+        loss_fgd=dict(
+            preds_S='s_fpn',
+            preds_T='t_fpn',
+            batch_gt_instances='gt_instances',
+            batch_img_metas='img_metas')))
