@@ -9,6 +9,11 @@ idempotent and proved by ``tests/test_compat.py``:
   the first ``import mmrotate`` and restores the real one afterwards.
 * mmrotate 1.0.0rc1 does ``from collections import Sequence``, removed in
   Python 3.10; :func:`import_mmrotate` aliases it to ``collections.abc``.
+* mmrotate's mAP (``DOTAMetric``) runs in a ``spawn`` process pool whose
+  workers import mmrotate afresh and hit the same assert unless their main
+  script imported mmrskd (pytest, notebooks and ``python -c`` don't; the
+  pool then hangs). :func:`start_mmrotate_workers_through_compat` gives that
+  pool an initializer that imports mmrotate through this module.
 * torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine's own
   checkpoints carry numpy arrays and ``HistoryBuffer`` objects (with bound
   statistics methods pickled through ``getattr``), so ``--resume`` fails.
@@ -19,6 +24,7 @@ idempotent and proved by ``tests/test_compat.py``:
 import collections
 import collections.abc
 import importlib
+import multiprocessing
 import sys
 
 import numpy as np
@@ -57,6 +63,24 @@ def import_mmrotate():
     finally:
         mmdet.__version__ = real_version
     return mmrotate
+
+
+class _CompatPoolContext:
+    """A multiprocessing context whose pools import mmrotate through
+    :func:`import_mmrotate` in every worker before any task."""
+
+    def __init__(self, method=None):
+        self._context = multiprocessing.get_context(method)
+
+    def Pool(self, processes=None, **kwargs):  # noqa: N802 (stdlib name)
+        return self._context.Pool(processes, initializer=import_mmrotate,
+                                  **kwargs)
+
+
+def start_mmrotate_workers_through_compat():
+    """Route mmrotate's mAP worker pool through :class:`_CompatPoolContext`."""
+    from mmrotate.evaluation.functional import mean_ap
+    mean_ap.get_context = _CompatPoolContext
 
 
 class _HistoryBufferMethodGetter:
@@ -131,6 +155,7 @@ def apply_all():
     if _patched:
         return
     import_mmrotate()
+    start_mmrotate_workers_through_compat()
     register_checkpoint_safe_globals()
     route_local_checkpoints_through_safe_loader()
     _patched = True

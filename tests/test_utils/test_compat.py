@@ -187,3 +187,18 @@ def test_registry_chain_and_scoped_typo_error():
     with pytest.raises(KeyError, match=r'RetinaNett is not in the '
                        r'mmrskd::model registry'):
         MODELS.build(dict(type='RetinaNett'))
+
+
+def test_mmrotate_map_workers_start_without_mmrskd_in_main():
+    # pytest's __main__ does not import mmrskd: spawned workers must still
+    # pass mmrotate's version assert (they hang otherwise).
+    import numpy as np
+    from mmrotate.evaluation.functional import eval_rbbox_map
+    det = [[np.array([[10, 10, 8, 4, 0.1, 0.9]], dtype=np.float32)]]
+    ann = [dict(bboxes=np.array([[10, 10, 8, 4, 0.1]], dtype=np.float32),
+                labels=np.array([0]),
+                bboxes_ignore=np.zeros((0, 5), dtype=np.float32),
+                labels_ignore=np.zeros(0))]
+    mean_ap, _ = eval_rbbox_map(det, ann, iou_thr=0.5, nproc=1,
+                                logger='silent')
+    assert mean_ap == pytest.approx(1.0)

@@ -1,0 +1,48 @@
+# GGHL on DOTA v1.0 split patches (1024 px, resized to GGHL's 800 px;
+# multi-scale 736-832 in training). GT stays quadrilateral (no ConvertBoxType)
+# and is scored as polygons, like the DOTA server.
+_base_ = [
+    '../_base_/datasets/dota.py', '../_base_/default_runtime.py',
+    './_base_/gghl_darknet53_fpn.py', './_base_/schedule_sgd_cosine_151e.py'
+]
+
+train_pipeline = [
+    dict(type='mmdet.LoadImageFromFile'),
+    dict(type='mmdet.LoadAnnotations', with_bbox=True, box_type='qbox'),
+    dict(
+        type='mmdet.RandomResize',
+        scale=[(736, 736), (832, 832)],
+        keep_ratio=True),
+    dict(
+        type='mmdet.RandomFlip',
+        prob=0.75,
+        direction=['horizontal', 'vertical', 'diagonal']),
+    dict(type='mmdet.YOLOXHSVRandomAug'),
+    dict(type='mmdet.PackDetInputs')
+]
+val_pipeline = [
+    dict(type='mmdet.LoadImageFromFile'),
+    dict(type='mmdet.Resize', scale=(800, 800), keep_ratio=True),
+    # loaded after Resize so the ground truth keeps original coordinates
+    dict(type='mmdet.LoadAnnotations', with_bbox=True, box_type='qbox'),
+    dict(
+        type='mmdet.PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+test_pipeline = [
+    dict(type='mmdet.LoadImageFromFile'),
+    dict(type='mmdet.Resize', scale=(800, 800), keep_ratio=True),
+    dict(
+        type='mmdet.PackDetInputs',
+        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                   'scale_factor'))
+]
+
+train_dataloader = dict(
+    batch_size=18, num_workers=8, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(box_type='qbox')
+test_evaluator = val_evaluator

@@ -1,0 +1,128 @@
+"""The synthetic-dataset entry point: :func:`generate`."""
+import os
+import os.path as osp
+import shutil
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+
+from mmrskd.datasets.synthetic.scene import render_scene
+from mmrskd.datasets.synthetic.writers import WRITERS
+from mmrskd.utils import MMRSKDError
+
+FORMATS = tuple(WRITERS)
+# Every EMPTY_EVERY-th image has no object (background / negative image).
+EMPTY_EVERY = 8
+DIFFICULT_RATIO = 0.1
+
+
+def default_classes(fmt: str) -> tuple:
+    """The default class subset of a format."""
+    return WRITERS[_check_format(fmt)].default_classes
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in WRITERS:
+        raise MMRSKDError(f'unknown synthetic format {fmt!r}; use one of '
+                          f'{FORMATS}')
+    return fmt
+
+
+def _resolve_classes(fmt: str, vocabulary: Sequence[str],
+                     classes: Union[None, str, Sequence[str]]) -> tuple:
+    if classes is None:
+        return default_classes(fmt)
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(',') if c.strip()]
+    unknown = [c for c in classes if c not in vocabulary]
+    if unknown or not classes:
+        raise MMRSKDError(
+            f'classes {unknown or "(none)"} are not {fmt} class names; '
+            f'choose from {tuple(vocabulary)}')
+    return tuple(classes)
+
+
+def _split_names(num_images: int, splits) -> List[Optional[str]]:
+    """Split of each image index: consecutive blocks by fraction, every
+    split non-empty when there are enough images."""
+    if not splits:
+        return [None] * num_images
+    counts = [int(num_images * fraction + 0.5) for _, fraction in splits]
+    counts[-1] = max(0, num_images - sum(counts[:-1]))
+    for i, count in enumerate(counts):
+        donor = int(np.argmax(counts))
+        if count == 0 and counts[donor] > 1:
+            counts[donor] -= 1
+            counts[i] = 1
+    return [name for (name, _), count in zip(splits, counts)
+            for _ in range(count)]
+
+
+def generate(fmt: str,
+             out_dir: str,
+             num_images: int,
+             seed: int = 0,
+             img_size: Optional[int] = None,
+             classes: Union[None, str, Sequence[str]] = None,
+             overwrite: bool = False) -> List[dict]:
+    """Write a small synthetic dataset in a real on-disk format.
+
+    Image ``i`` is rendered from ``numpy.random.default_rng([seed, i])``,
+    so the same arguments give byte-identical files. Every
+    ``EMPTY_EVERY``-th image has no objects; about 10% of the objects are
+    difficult (drawn at low contrast).
+
+    Args:
+        fmt (str): ``'dota'``, ``'dior'`` (writes DIOR and DIOR-R
+            annotations), ``'hrsc'`` or ``'nwpu'``.
+        out_dir (str): the dataset root to create.
+        num_images (int): number of images, all splits together.
+        seed (int): random seed. Defaults to 0.
+        img_size (int, optional): image width in pixels (HRSC and NWPU
+            images are wider than tall). Defaults to the format's default
+            (256; 320 for HRSC).
+        classes (str | Sequence[str], optional): real class names of the
+            dataset (or one comma-separated string); defaults to a small,
+            visually distinct subset (:func:`default_classes`).
+        overwrite (bool): replace the format's files in an ``out_dir`` that
+            already has some. Defaults to False.
+
+    Returns:
+        list[dict]: one ground-truth record per image, exactly as written
+        (see :mod:`mmrskd.datasets.synthetic.writers`).
+    """
+    writer = WRITERS[_check_format(fmt)]()
+    classes = _resolve_classes(fmt, writer.vocabulary, classes)
+    if num_images < 1:
+        raise MMRSKDError(f'num_images={num_images}: must be at least 1')
+    width = int(img_size or writer.default_size)
+    height = int(round(width * writer.aspect))
+    if min(width, height) < 64:
+        raise MMRSKDError(f'img_size={img_size}: images need at least 64 px '
+                          'on each side to hold the objects')
+    existing = [p for p in writer.outputs if osp.exists(osp.join(out_dir, p))]
+    if existing and not overwrite:
+        raise MMRSKDError(f'{out_dir} already holds {existing}; pass '
+                          'overwrite=True (--overwrite) to replace them')
+    for path in existing:
+        path = osp.join(out_dir, path)
+        if osp.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    os.makedirs(out_dir, exist_ok=True)
+
+    area_objects = max(2, width * height // 8000)
+    records = []
+    for index, split in enumerate(_split_names(num_images, writer.splits)):
+        rng = np.random.default_rng([seed, index])
+        count = 0
+        if index % EMPTY_EVERY != EMPTY_EVERY - 1:
+            count = int(rng.integers(1, min(writer.max_objects,
+                                            area_objects) + 1))
+        image, objects = render_scene(rng, width, height, classes, count,
+                                      DIFFICULT_RATIO)
+        records.append(
+            writer.write(out_dir, index, split, image, objects, rng))
+    writer.finish(out_dir, records)
+    return records

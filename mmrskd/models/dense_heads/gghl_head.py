@@ -1,0 +1,434 @@
+"""The anchor-free oriented head of GGHL (Huang et al., TIP 2022)."""
+import copy
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
+from mmdet.models.utils import filter_scores_and_topk, multi_apply
+from mmdet.structures.bbox import bbox2distance, distance2bbox
+from mmdet.utils import (ConfigType, InstanceList, OptConfigType,
+                         OptInstanceList, OptMultiConfig)
+from mmengine.config import ConfigDict
+from mmengine.model import bias_init_with_prob, normal_init
+from mmengine.structures import InstanceData
+from mmrotate.models.task_modules.coders import GVFixCoder
+from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes, qbox2rbox
+from torch import Tensor
+
+from mmrskd.registry import MODELS, TASK_UTILS
+from mmrskd.utils import MMRSKDError
+
+# channel layout of the localisation branch output
+LOC_SPLIT = (4, 4, 1, 1)  # ltrb, vertex offsets, area ratio, objectness
+NUM_LOC_CHANNELS = sum(LOC_SPLIT)
+
+
+def flatten_level(x: Tensor) -> Tensor:
+    """(B, C, H, W) -> (B, H * W, C), row-major like the prior generator."""
+    return x.permute(0, 2, 3, 1).reshape(x.size(0), -1, x.size(1))
+
+
+@MODELS.register_module()
+class GGHLHead(BaseDenseHead):
+    """GGHL head: per level, decoupled localisation and classification
+    branches on top of each FPN level (no weight sharing across levels).
+
+    Each branch is ``stacked_convs`` 3x3 ConvModules followed by a 1x1 conv.
+    The localisation conv predicts ``C + 10`` channels together with the
+    class conv: ltrb (4, ``exp(x) * stride`` from the cell centre), gliding
+    vertex offsets (4, ``(clamp(sigmoid(x), 0.01, 1) - 0.01) / 0.99``), the
+    polygon/HBB area ratio (1, hard sigmoid; above ``hbb_ratio_thr`` the
+    offsets are zeroed and the box is its HBB) and objectness (1); the class
+    conv predicts C logits. Quadrilaterals are decoded with mmrotate's
+    ``GVFixCoder``; the score is ``sigmoid(obj) * sigmoid(cls)``.
+
+    LO-Det's GGHL variant (``LODet_GGHL``) predicts straight from the neck
+    with 1x1 convs: ``stacked_convs=0``.
+
+    Args:
+        num_classes (int): number of classes.
+        in_channels (Sequence[int]): channels of each input level.
+        feat_channels (Sequence[int], optional): branch width per level;
+            ``None`` doubles ``in_channels`` as GGHL does.
+        stacked_convs (int): 3x3 convs per branch. Defaults to 1.
+        strides (Sequence[int]): strides of the levels.
+        hbb_ratio_thr (float): area ratio above which the box decodes to its
+            HBB. Defaults to 0.9.
+        predict_box_type (str): ``'qbox'`` (``QuadriBoxes``, NMS with
+            ``nms_quadri``) or ``'rbox'`` (``RotatedBoxes``: the minimum-area
+            rectangle in mmrotate's ``le90`` convention, NMS with
+            ``nms_rotated``).
+        prior_prob (float): initial objectness/class probability.
+        loss_jol (dict): config of :class:`JOLLoss`.
+        conv_cfg, norm_cfg, act_cfg (dict): of the 3x3 branch convs.
+        train_cfg (dict): must hold ``assigner`` (a :class:`GGHLAssigner`
+            config; ``num_classes`` is filled in).
+        test_cfg (dict): ``nms_pre``, ``score_thr``, ``nms``,
+            ``max_per_img`` and optional ``min_bbox_size`` as in mmdet.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: Sequence[int],
+                 feat_channels: Optional[Sequence[int]] = None,
+                 stacked_convs: int = 1,
+                 strides: Sequence[int] = (8, 16, 32),
+                 hbb_ratio_thr: float = 0.9,
+                 predict_box_type: str = 'qbox',
+                 prior_prob: float = 0.01,
+                 loss_jol: ConfigType = dict(type='JOLLoss'),
+                 conv_cfg: OptConfigType = None,
+                 norm_cfg: ConfigType = dict(type='BN'),
+                 act_cfg: ConfigType = dict(
+                     type='LeakyReLU', negative_slope=0.1),
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if len(in_channels) != len(strides):
+            raise MMRSKDError(
+                f'GGHLHead: {len(in_channels)} in_channels for '
+                f'{len(strides)} strides; give one entry per FPN level')
+        if predict_box_type not in ('qbox', 'rbox'):
+            raise MMRSKDError(
+                f"GGHLHead: predict_box_type='{predict_box_type}'; use "
+                "'qbox' or 'rbox'")
+        if feat_channels is None:
+            feat_channels = [2 * c for c in in_channels]
+        if len(feat_channels) != len(in_channels):
+            raise MMRSKDError(
+                f'GGHLHead: {len(feat_channels)} feat_channels for '
+                f'{len(in_channels)} levels; give one per level or None')
+        self.num_classes = num_classes
+        self.in_channels = tuple(in_channels)
+        self.feat_channels = tuple(feat_channels)
+        self.stacked_convs = stacked_convs
+        self.strides = tuple(strides)
+        self.hbb_ratio_thr = hbb_ratio_thr
+        self.predict_box_type = predict_box_type
+        self.prior_prob = prior_prob
+        self.conv_cfg = conv_cfg
+        self.norm_cfg = norm_cfg
+        self.act_cfg = act_cfg
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+        self.prior_generator = MlvlPointGenerator(strides, offset=0.5)
+        self.orc_coder = GVFixCoder()
+        self.loss_jol = MODELS.build(loss_jol)
+        if train_cfg is not None:
+            if 'assigner' not in train_cfg:
+                raise MMRSKDError(
+                    'GGHLHead: train_cfg has no "assigner"; add '
+                    "train_cfg=dict(assigner=dict(type='GGHLAssigner'))")
+            self.assigner = TASK_UTILS.build(
+                train_cfg['assigner'],
+                default_args=dict(num_classes=num_classes))
+        self._init_layers()
+
+    def _branch(self, in_channels: int, feat_channels: int) -> nn.Module:
+        convs = [
+            ConvModule(
+                in_channels if i == 0 else feat_channels,
+                feat_channels,
+                3,
+                padding=1,
+                conv_cfg=self.conv_cfg,
+                norm_cfg=self.norm_cfg,
+                act_cfg=self.act_cfg) for i in range(self.stacked_convs)
+        ]
+        return nn.Sequential(*convs)
+
+    def _init_layers(self) -> None:
+        self.loc_branches = nn.ModuleList()
+        self.cls_branches = nn.ModuleList()
+        self.conv_locs = nn.ModuleList()
+        self.conv_clss = nn.ModuleList()
+        for in_c, feat_c in zip(self.in_channels, self.feat_channels):
+            out_c = feat_c if self.stacked_convs > 0 else in_c
+            self.loc_branches.append(self._branch(in_c, feat_c))
+            self.cls_branches.append(self._branch(in_c, feat_c))
+            self.conv_locs.append(nn.Conv2d(out_c, NUM_LOC_CHANNELS, 1))
+            self.conv_clss.append(nn.Conv2d(out_c, self.num_classes, 1))
+
+    def init_weights(self) -> None:
+        """GGHL initialises predictions with N(0, 0.01); objectness and class
+        biases start at ``prior_prob`` so the background loss starts low."""
+        super().init_weights()
+        bias_prior = bias_init_with_prob(self.prior_prob)
+        for conv_loc, conv_cls in zip(self.conv_locs, self.conv_clss):
+            normal_init(conv_loc, std=0.01)
+            normal_init(conv_cls, std=0.01, bias=bias_prior)
+            nn.init.constant_(conv_loc.bias[-1], bias_prior)
+
+    def forward(self, x: Tuple[Tensor]) -> Tuple[List[Tensor], ...]:
+        """Run the head on every level.
+
+        Args:
+            x (tuple[Tensor]): FPN features, (B, in_channels[l], H_l, W_l).
+
+        Returns:
+            tuple[list[Tensor]]: per level
+
+            - cls_scores (B, C, H, W): class logits.
+            - bbox_preds (B, 4, H, W): raw ltrb (log of distance / stride).
+            - orc_preds (B, 4, H, W): raw gliding-vertex offsets.
+            - ratio_preds (B, 1, H, W): raw area ratios.
+            - objectnesses (B, 1, H, W): objectness logits.
+        """
+        if len(x) != len(self.strides):
+            raise MMRSKDError(
+                f'GGHLHead: got {len(x)} feature levels, configured for '
+                f'{len(self.strides)}; match the neck outputs to strides')
+        return multi_apply(self.forward_single, x, self.loc_branches,
+                           self.cls_branches, self.conv_locs, self.conv_clss)
+
+    def forward_single(self, x: Tensor, loc_branch: nn.Module,
+                       cls_branch: nn.Module, conv_loc: nn.Module,
+                       conv_cls: nn.Module) -> Tuple[Tensor, ...]:
+        loc = conv_loc(loc_branch(x))
+        bbox_pred, orc_pred, ratio_pred, objectness = loc.split(
+            LOC_SPLIT, dim=1)
+        return conv_cls(cls_branch(x)), bbox_pred, orc_pred, ratio_pred, \
+            objectness
+
+    def decode(self, bbox_pred: Tensor, orc_pred: Tensor, ratio_pred: Tensor,
+               points: Tensor, stride: float,
+               max_shape: Optional[Sequence[int]] = None
+               ) -> Dict[str, Tensor]:
+        """Decode raw outputs of one level (flattened).
+
+        Args:
+            bbox_pred (Tensor): (..., N, 4) raw ltrb.
+            orc_pred (Tensor): (..., N, 4) raw offsets.
+            ratio_pred (Tensor): (..., N, 1) raw ratios.
+            points (Tensor): (N, 2) cell centres.
+            stride (float): stride of the level.
+            max_shape (Sequence[int], optional): (H, W) to clip HBBs to.
+
+        Returns:
+            dict[str, Tensor]: ``distances`` (..., N, 4) ltrb pixels,
+            ``bboxes`` (..., N, 4) HBB xyxy, ``orc`` (..., N, 4) offsets in
+            [0, 1], ``ratios`` (..., N) area ratios in [0, 1].
+        """
+        distances = bbox_pred.exp() * stride
+        bboxes = distance2bbox(points.expand_as(distances[..., :2]),
+                               distances, max_shape)
+        ratios = F.hardsigmoid(ratio_pred[..., 0])
+        orc = (orc_pred.sigmoid().clamp(0.01, 1) - 0.01) / 0.99
+        # near-horizontal objects are their HBB
+        orc = orc * (ratios <= self.hbb_ratio_thr)[..., None]
+        return dict(distances=distances, bboxes=bboxes, orc=orc,
+                    ratios=ratios)
+
+    def get_targets(self, featmap_sizes: List[Tuple[int, int]],
+                    batch_gt_instances: InstanceList,
+                    device: torch.device) -> List[Dict[str, Tensor]]:
+        """Dense targets of a batch, per level.
+
+        Args:
+            featmap_sizes (list[tuple]): (H_l, W_l) per level.
+            batch_gt_instances (list[InstanceData]): GT ``bboxes`` (qbox,
+                rbox or hbox) and ``labels`` per image.
+            device (torch.device): device of the targets.
+
+        Returns:
+            list[dict[str, Tensor]]: per level, the :class:`GGHLAssigner`
+            fields stacked to (B, N_l, ...) plus ``distances`` (B, N_l, 4),
+            the ltrb distances of each cell centre to its GT HBB (0 on
+            negatives).
+        """
+        if not hasattr(self, 'assigner'):
+            raise MMRSKDError(
+                'GGHLHead: no assigner; build the head with '
+                "train_cfg=dict(assigner=dict(type='GGHLAssigner'))")
+        per_image = [
+            self.assigner.assign(gt.to(device), featmap_sizes, self.strides)
+            for gt in batch_gt_instances
+        ]
+        points = self.prior_generator.grid_priors(
+            featmap_sizes, dtype=torch.float32, device=device)
+        targets = []
+        for level, level_points in enumerate(points):
+            fields = per_image[0][level].keys()
+            level_targets = {
+                key: torch.stack([img[level][key] for img in per_image])
+                for key in fields
+            }
+            distances = bbox2distance(level_points[None],
+                                      level_targets['bboxes'])
+            level_targets['distances'] = distances * \
+                level_targets['pos_mask'][..., None]
+            targets.append(level_targets)
+        return targets
+
+    def loss_terms_by_feat(
+        self,
+        cls_scores: List[Tensor],
+        bbox_preds: List[Tensor],
+        orc_preds: List[Tensor],
+        ratio_preds: List[Tensor],
+        objectnesses: List[Tensor],
+        batch_gt_instances: InstanceList,
+        batch_targets: Optional[List[Dict[str, Tensor]]] = None
+    ) -> Tuple[List[Dict[str, Tensor]], List[Dict[str, Tensor]]]:
+        """Per-location JOL terms, e.g. for prediction distillation.
+
+        Teacher and student heads with the same strides and input share
+        targets: pass the ``batch_targets`` returned for one to the other.
+
+        Args:
+            cls_scores, bbox_preds, orc_preds, ratio_preds, objectnesses
+                (list[Tensor]): outputs of :meth:`forward`.
+            batch_gt_instances (list[InstanceData]): GT per image; unused
+                when ``batch_targets`` is given.
+            batch_targets (list[dict], optional): from :meth:`get_targets`.
+
+        Returns:
+            tuple: per level the ``reduction='none'`` output of
+            :class:`JOLLoss` (``loss_<term>`` (B, N_l), ``box_errors``,
+            ``num_pos`` (B,)), and the targets used.
+        """
+        featmap_sizes = [score.shape[-2:] for score in cls_scores]
+        if batch_targets is None:
+            batch_targets = self.get_targets(featmap_sizes,
+                                             batch_gt_instances,
+                                             cls_scores[0].device)
+        points = self.prior_generator.grid_priors(
+            featmap_sizes, dtype=torch.float32, device=bbox_preds[0].device)
+        terms = []
+        for level, stride in enumerate(self.strides):
+            height, width = featmap_sizes[level]
+            # fp32: exp() of fp16 ltrb overflows under mixed precision
+            decoded = self.decode(
+                flatten_level(bbox_preds[level]).float(),
+                flatten_level(orc_preds[level]).float(),
+                flatten_level(ratio_preds[level]).float(), points[level],
+                stride)
+            terms.append(
+                self.loss_jol(
+                    flatten_level(cls_scores[level]),
+                    flatten_level(objectnesses[level])[..., 0],
+                    decoded['bboxes'],
+                    decoded['distances'],
+                    decoded['orc'],
+                    decoded['ratios'],
+                    batch_targets[level],
+                    stride=stride,
+                    img_area=float(height * width * stride * stride),
+                    reduction_override='none'))
+        return terms, batch_targets
+
+    def loss_by_feat(
+            self,
+            cls_scores: List[Tensor],
+            bbox_preds: List[Tensor],
+            orc_preds: List[Tensor],
+            ratio_preds: List[Tensor],
+            objectnesses: List[Tensor],
+            batch_gt_instances: InstanceList,
+            batch_img_metas: List[dict],
+            batch_gt_instances_ignore: OptInstanceList = None
+    ) -> Dict[str, Tensor]:
+        """JOL summed over levels; each level is normalised by its own
+        number of positives per image, as in GGHL.
+
+        ``batch_gt_instances_ignore`` (DOTA's difficult objects) is not
+        used: GGHL trains on every labelled object.
+
+        Returns:
+            dict[str, Tensor]: ``loss_fg``, ``loss_bg``, ``loss_pos``,
+            ``loss_neg``, ``loss_iou``, ``loss_obb``, ``loss_area``,
+            ``loss_l``.
+        """
+        terms, _ = self.loss_terms_by_feat(cls_scores, bbox_preds, orc_preds,
+                                           ratio_preds, objectnesses,
+                                           batch_gt_instances)
+        losses = {}
+        for level_terms in terms:
+            for name, value in self.loss_jol.reduce(level_terms).items():
+                losses[name] = losses.get(name, 0) + value
+        return losses
+
+    def predict_by_feat(self,
+                        cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor],
+                        orc_preds: List[Tensor],
+                        ratio_preds: List[Tensor],
+                        objectnesses: List[Tensor],
+                        batch_img_metas: Optional[List[dict]] = None,
+                        cfg: OptConfigType = None,
+                        rescale: bool = False,
+                        with_nms: bool = True) -> InstanceList:
+        """Decode and NMS the outputs of :meth:`forward`.
+
+        Returns:
+            list[InstanceData]: per image ``bboxes`` (``QuadriBoxes`` (K, 8)
+            or ``RotatedBoxes`` (K, 5), by ``predict_box_type``), ``scores``
+            (K,) and ``labels`` (K,).
+        """
+        cfg = self.test_cfg if cfg is None else cfg
+        if cfg is None:
+            raise MMRSKDError(
+                'GGHLHead: no test_cfg; add test_cfg=dict(nms_pre=2000, '
+                "score_thr=0.05, nms=dict(type='nms_quadri', "
+                'iou_threshold=0.45), max_per_img=2000) to the model')
+        cfg = ConfigDict(copy.deepcopy(cfg))
+        featmap_sizes = [score.shape[-2:] for score in cls_scores]
+        points = self.prior_generator.grid_priors(
+            featmap_sizes, dtype=bbox_preds[0].dtype,
+            device=bbox_preds[0].device)
+        results_list = []
+        for img_id, img_meta in enumerate(batch_img_metas):
+            results = self._predict_single(
+                [score[img_id] for score in cls_scores],
+                [pred[img_id] for pred in bbox_preds],
+                [pred[img_id] for pred in orc_preds],
+                [pred[img_id] for pred in ratio_preds],
+                [obj[img_id] for obj in objectnesses], points, img_meta, cfg)
+            results_list.append(
+                self._bbox_post_process(
+                    results, cfg, rescale=rescale, with_nms=with_nms,
+                    img_meta=img_meta))
+        return results_list
+
+    def _predict_single(self, cls_scores: List[Tensor],
+                        bbox_preds: List[Tensor], orc_preds: List[Tensor],
+                        ratio_preds: List[Tensor],
+                        objectnesses: List[Tensor], points: List[Tensor],
+                        img_meta: dict, cfg) -> InstanceData:
+        """Score-filter and decode one image; inputs are (C_k, H, W)."""
+        nms_pre = cfg.get('nms_pre', -1)
+        score_thr = cfg.get('score_thr', 0)
+        all_qboxes, all_scores, all_labels = [], [], []
+        for level, stride in enumerate(self.strides):
+            flat = [
+                flatten_level(pred[None].detach())[0] for pred in (
+                    cls_scores[level], bbox_preds[level], orc_preds[level],
+                    ratio_preds[level], objectnesses[level])
+            ]
+            cls_score, bbox_pred, orc_pred, ratio_pred, objectness = flat
+            scores = cls_score.sigmoid() * objectness.sigmoid()
+            topk = nms_pre if nms_pre > 0 else scores.numel()
+            scores, labels, keep, _ = filter_scores_and_topk(
+                scores, score_thr, topk)
+            decoded = self.decode(bbox_pred[keep], orc_pred[keep],
+                                  ratio_pred[keep], points[level][keep],
+                                  stride, img_meta['img_shape'])
+            all_qboxes.append(
+                self.orc_coder.decode(decoded['bboxes'], decoded['orc']))
+            all_scores.append(scores)
+            all_labels.append(labels)
+        qboxes = torch.cat(all_qboxes)
+        results = InstanceData()
+        if self.predict_box_type == 'qbox':
+            results.bboxes = QuadriBoxes(qboxes)
+        else:
+            results.bboxes = RotatedBoxes(
+                RotatedBoxes(qbox2rbox(qboxes)).regularize_boxes('le90'))
+        results.scores = torch.cat(all_scores)
+        results.labels = torch.cat(all_labels)
+        return results
