@@ -14,6 +14,11 @@ idempotent and proved by ``tests/test_compat.py``:
   script imported mmrskd (pytest, notebooks and ``python -c`` don't; the
   pool then hangs). :func:`start_mmrotate_workers_through_compat` gives that
   pool an initializer that imports mmrotate through this module.
+* mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the
+  model in DDP with ``device_ids=[LOCAL_RANK]``, both of which fail for CPU
+  processes (gloo). :func:`allow_cpu_distributed` skips the device pinning
+  when there is no GPU and drops ``device_ids`` for CPU modules, so
+  ``tools/dist_train.sh CONFIG 2`` runs on a CPU machine.
 * torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine's own
   checkpoints carry numpy arrays and ``HistoryBuffer`` objects (with bound
   statistics methods pickled through ``getattr``), so ``--resume`` fails.
@@ -81,6 +86,35 @@ def start_mmrotate_workers_through_compat():
     """Route mmrotate's mAP worker pool through :class:`_CompatPoolContext`."""
     from mmrotate.evaluation.functional import mean_ap
     mean_ap.get_context = _CompatPoolContext
+
+
+def allow_cpu_distributed():
+    """Let mmengine's launcher and DDP wrapper run CPU-only processes."""
+    import mmengine.dist.utils as dist_utils
+    from mmengine.model import MMDistributedDataParallel
+
+    init_with_gpu = dist_utils._init_dist_pytorch
+    if getattr(init_with_gpu, 'allows_cpu', False):
+        return
+
+    def init_dist_pytorch(backend, init_backend='torch', **kwargs):
+        if torch.cuda.is_available() or init_backend != 'torch':
+            return init_with_gpu(backend, init_backend=init_backend, **kwargs)
+        torch.distributed.init_process_group(backend=backend, **kwargs)
+
+    init_dist_pytorch.allows_cpu = True
+    dist_utils._init_dist_pytorch = init_dist_pytorch
+
+    ddp_init = MMDistributedDataParallel.__init__
+
+    def ddp_init_for_any_device(self, module, detect_anomalous_params=False,
+                                **kwargs):
+        on_cpu = all(p.device.type == 'cpu' for p in module.parameters())
+        if on_cpu:
+            kwargs['device_ids'] = None
+        ddp_init(self, module, detect_anomalous_params, **kwargs)
+
+    MMDistributedDataParallel.__init__ = ddp_init_for_any_device
 
 
 class _HistoryBufferMethodGetter:
@@ -156,6 +190,7 @@ def apply_all():
         return
     import_mmrotate()
     start_mmrotate_workers_through_compat()
+    allow_cpu_distributed()
     register_checkpoint_safe_globals()
     route_local_checkpoints_through_safe_loader()
     _patched = True
