@@ -19,6 +19,11 @@ idempotent and proved by ``tests/test_compat.py``:
   processes (gloo). :func:`allow_cpu_distributed` skips the device pinning
   when there is no GPU and drops ``device_ids`` for CPU modules, so
   ``tools/dist_train.sh CONFIG 2`` runs on a CPU machine.
+* ``init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50')``
+  (every mmdet/mmrotate R50 config) makes mmengine import torchvision just
+  to look up the weight URL, and torchvision has no CPU build that loads
+  against this torch. :func:`resolve_torchvision_urls_without_torchvision`
+  reads the same URL table mmengine ships (``hub/torchvision_0.12.json``).
 * torch >= 2.6 loads checkpoints with ``weights_only=True``. mmengine's own
   checkpoints carry numpy arrays and ``HistoryBuffer`` objects (with bound
   statistics methods pickled through ``getattr``), so ``--resume`` fails.
@@ -117,6 +122,30 @@ def allow_cpu_distributed():
     MMDistributedDataParallel.__init__ = ddp_init_for_any_device
 
 
+def resolve_torchvision_urls_without_torchvision():
+    """Serve ``torchvision://NAME`` from mmengine's URL table."""
+    import os.path as osp
+
+    import mmengine
+    from mmengine.runner import checkpoint
+
+    table = mmengine.load(
+        osp.join(mmengine.__path__[0], 'hub', 'torchvision_0.12.json'))
+
+    def load_from_torchvision(filename, map_location=None):
+        name = filename.split('://', 1)[1]
+        if name not in table:
+            from mmrskd.utils.errors import MMRSKDError
+            raise MMRSKDError(f'{filename}: unknown torchvision model; known: '
+                              f'{", ".join(sorted(table))}')
+        return checkpoint.load_from_http(table[name],
+                                         map_location=map_location)
+
+    checkpoint.CheckpointLoader.register_scheme(
+        prefixes=('torchvision://', 'modelzoo://'),
+        loader=load_from_torchvision, force=True)
+
+
 class _HistoryBufferMethodGetter:
     """Stand-in for ``builtins.getattr`` while unpickling checkpoints.
 
@@ -191,6 +220,7 @@ def apply_all():
     import_mmrotate()
     start_mmrotate_workers_through_compat()
     allow_cpu_distributed()
+    resolve_torchvision_urls_without_torchvision()
     register_checkpoint_safe_globals()
     route_local_checkpoints_through_safe_loader()
     _patched = True

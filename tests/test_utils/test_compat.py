@@ -202,3 +202,17 @@ def test_mmrotate_map_workers_start_without_mmrskd_in_main():
     mean_ap, _ = eval_rbbox_map(det, ann, iou_thr=0.5, nproc=1,
                                 logger='silent')
     assert mean_ap == pytest.approx(1.0)
+
+
+def test_torchvision_scheme_resolves_without_torchvision(monkeypatch):
+    import importlib.util
+    from mmengine.runner import checkpoint as mmengine_checkpoint
+    assert importlib.util.find_spec('torchvision') is None
+    fetched = []
+    monkeypatch.setattr(
+        mmengine_checkpoint, 'load_from_http',
+        lambda url, map_location=None: fetched.append(url) or {})
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.load_checkpoint('torchvision://resnet18')
+    assert fetched == [
+        'https://download.pytorch.org/models/resnet18-f37072fd.pth']
