@@ -19,9 +19,10 @@ def dota_root(tmp_path_factory):
 
 
 def data_settings(data_root, flip=True, batch_size=4, box_type='rbox',
-                  filter_empty_gt=True):
+                  filter_empty_gt=True, ann_subdir='labelTxt'):
     """Dataloaders of the synthetic DOTA base config, pointed at
-    ``data_root``, at 128 px, training boxes as ``box_type``."""
+    ``data_root`` (labels in ``<split>/<ann_subdir>/``), at 128 px, training
+    boxes as ``box_type``."""
     return f"""
 _base_ = ['{REPO}/configs/_base_/datasets/synthetic_dota.py',
           '{REPO}/configs/_base_/default_runtime.py']
@@ -34,9 +35,11 @@ train_pipeline = [
     {"dict(type='mmdet.RandomFlip', prob=0.5)," if flip else ''}
     dict(type='mmdet.PackDetInputs')]
 train_dataloader = dict(batch_size={batch_size}, dataset=dict(
-    data_root='{data_root}/', pipeline=train_pipeline,
+    data_root='{data_root}/', ann_file='train/{ann_subdir}/',
+    pipeline=train_pipeline,
     filter_cfg=dict(filter_empty_gt={filter_empty_gt})))
-val_dataloader = dict(batch_size=2, dataset=dict(data_root='{data_root}/'))
+val_dataloader = dict(batch_size=2, dataset=dict(
+    data_root='{data_root}/', ann_file='val/{ann_subdir}/'))
 test_dataloader = val_dataloader
 # in-process metric: mmrotate's DOTAMetric spawns 4 workers per evaluation
 val_evaluator = dict(_delete_=True, type='RSDetMetric', box_type='rbox',
