@@ -32,7 +32,7 @@ setup(
     long_description=open('README.md').read() if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-    include_package_data=True,
+    package_data={'mmrskd.datasets': ['splits/*.json']},
     python_requires='>=3.9',
     install_requires=['torch>=2.0'] + read_requirements('runtime.txt'),
     extras_require=dict(tests=read_requirements('tests.txt')),
