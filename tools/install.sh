@@ -36,7 +36,7 @@ if torch_version=$("$PY" -c 'import torch; print(torch.__version__)' 2>/dev/null
 else
     torch_pin=$(grep '^torch==' requirements/constraints.txt)
     echo "install: installing $torch_pin"
-    pip install -q "$torch_pin"
+    pip install -q -c requirements/constraints.txt "$torch_pin" numpy
     torch_version=$("$PY" -c 'import torch; print(torch.__version__)')
 fi
 
