@@ -1,0 +1,12 @@
+# ADMD, GFL R101 -> R50 on DIOR (800 px), 3x (36 epochs). Train the teacher
+# first:
+#   python tools/train.py configs/ltd/gfl_r101_fpn_1x_dior.py
+_base_ = [
+    './_base_/admd_fpn.py', '../_base_/datasets/dior.py',
+    '../_base_/schedules/schedule_3x.py', '../_base_/default_runtime.py'
+]
+model = dict(
+    student='mmrskd::admd/gfl_r50_fpn_1x_dior.py',
+    teacher='mmrskd::ltd/gfl_r101_fpn_1x_dior.py',
+    teacher_ckpt='work_dirs/gfl_r101_fpn_1x_dior/epoch_12.pth')
+val_cfg = dict(type='DistillValLoop', teacher_eval='once')

@@ -1,0 +1,3 @@
+from mmrskd.engine.hooks.ddc_temperature_hook import DDCTemperatureHook
+
+__all__ = ['DDCTemperatureHook']

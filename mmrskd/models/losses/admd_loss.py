@@ -1,0 +1,148 @@
+from typing import Dict, Optional, Sequence
+
+import torch.nn.functional as F
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from mmrskd.models.losses.utils import (MultiLevelTensor, check_positive,
+                                        pair_levels)
+from mmrskd.models.utils import featmap_stride, rasterize_gt_boxes
+from mmrskd.registry import MODELS
+from mmrskd.utils import MMRSKDError
+
+
+@MODELS.register_module()
+class ADMDLoss(nn.Module):
+    r"""Adaptive discrepancy masked distillation (ADMD), the masked feature
+    loss.
+
+    `Adaptive Discrepancy Masked Distillation for remote sensing object
+    detection <https://doi.org/10.1016/j.isprsjprs.2025.02.006>`_ (Li, Cheng,
+    Han, ISPRS JPRS 2025). The teacher–student feature discrepancy marks
+    where the student lags behind; those positions get a higher weight. Per
+    level, with the adapted student :math:`S = \phi(S_{raw})` and the teacher
+    :math:`T`, both ``(N, C, H, W)``:
+
+    .. math::
+        D_{nhw} = \frac{1}{C} \sum_c (T_{nchw} - S_{nchw})^2
+        \quad (\text{detached}), \qquad
+        M_n = HW\, \mathrm{softmax}_{hw}(D_n / \tau),
+
+    optionally :math:`M \leftarrow M (1 + G)` with :math:`G` the GT-box
+    foreground mask of the level (horizontal, rotated or quadrilateral boxes,
+    :func:`~mmrskd.models.utils.rasterize_gt_boxes`), and
+
+    .. math::
+        \mathcal{L} = \sum_l \frac{1}{N H_l W_l} \sum_{n,c,h,w}
+            M_{nhw} (T_{nchw} - S_{nchw})^2 .
+
+    :math:`M` has mean 1 over the positions of an image, so the mask
+    redistributes the plain feature loss instead of shrinking it. The
+    adapter :math:`\phi` is a distiller connector (a 1x1 conv per level, as
+    in the group's InsDist); pair this loss with
+    :class:`~mmrskd.models.loss_schedules.ADMDAdaptiveWeight` (or
+    :class:`~mmrskd.models.loss_schedules.ADMDMonotoneWeight`) to keep it
+    from vanishing late in training. Only the abstract of the paper is
+    public: the formulas above are this toolkit's reading of it (see
+    ``configs/admd/README.md``).
+
+    Args:
+        temperature (float): :math:`\tau` of the spatial softmax; smaller
+            values focus the mask on the largest discrepancies. Defaults to
+            1.0.
+        fg_prior (bool): multiply the mask by ``1 + G`` so that objects get
+            at least twice the weight of background of equal discrepancy;
+            needs ``batch_gt_instances`` and ``batch_img_metas``. Defaults to
+            False.
+        min_one_cell (bool): with ``fg_prior``, boxes smaller than a cell
+            still mark the cell holding their centre. Defaults to True.
+        loss_weight (float): multiplier of the loss. Defaults to 1.0.
+    """
+
+    def __init__(self,
+                 temperature: float = 1.0,
+                 fg_prior: bool = False,
+                 min_one_cell: bool = True,
+                 loss_weight: float = 1.0):
+        super().__init__()
+        check_positive(type(self).__name__, 'temperature', temperature)
+        self.temperature = temperature
+        self.fg_prior = fg_prior
+        self.min_one_cell = min_one_cell
+        self.loss_weight = loss_weight
+
+    def forward(self,
+                preds_S: MultiLevelTensor,
+                preds_T: MultiLevelTensor,
+                batch_gt_instances: Optional[Sequence[InstanceData]] = None,
+                batch_img_metas: Optional[Sequence[Dict]] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds_S (Tensor | Sequence[Tensor]): adapted student features
+                ``(N, C, H, W)``, one per level.
+            preds_T (Tensor | Sequence[Tensor]): teacher features, same
+                shapes.
+            batch_gt_instances (Sequence[InstanceData], optional): per image,
+                ``bboxes`` in input pixels; used only with ``fg_prior``.
+            batch_img_metas (Sequence[dict], optional): image metas with
+                ``batch_input_shape``; used only with ``fg_prior``.
+
+        Returns:
+            Tensor: scalar fp32 loss multiplied by ``loss_weight``.
+        """
+        name = type(self).__name__
+        levels_S, levels_T = pair_levels(name, preds_S, preds_T)
+        if any(pred.dim() != 4 for pred in levels_S):
+            raise MMRSKDError(
+                f'{name}: expected (N, C, H, W) features, got '
+                f'{[tuple(p.shape) for p in levels_S]}; map feature maps '
+                '(e.g. the neck outputs) in loss_mappings')
+        if self.fg_prior and (batch_gt_instances is None
+                              or batch_img_metas is None):
+            raise MMRSKDError(
+                f"{name}: fg_prior=True needs batch_gt_instances="
+                "'gt_instances' and batch_img_metas='img_metas' in "
+                'loss_mappings (or set fg_prior=False)')
+        loss = levels_S[0].new_zeros(())
+        for pred_S, pred_T in zip(levels_S, levels_T):
+            sq_error = (pred_S - pred_T)**2
+            mask = self.discrepancy_mask(sq_error.detach())
+            if self.fg_prior:
+                mask = mask * (1 + self._fg_mask(pred_T, batch_gt_instances,
+                                                 batch_img_metas))
+            num_imgs, _, height, width = sq_error.shape
+            loss = loss + (mask * sq_error).sum() / (num_imgs * height * width)
+        return self.loss_weight * loss
+
+    def discrepancy_mask(self, sq_error: Tensor) -> Tensor:
+        """``H*W * softmax_hw(mean_c sq_error / tau)`` per image.
+
+        Args:
+            sq_error (Tensor): ``(N, C, H, W)`` squared teacher-student
+                differences (detached).
+
+        Returns:
+            Tensor: ``(N, 1, H, W)``, mean 1 over each image's positions.
+        """
+        num_imgs, _, height, width = sq_error.shape
+        discrepancy = sq_error.mean(1).reshape(num_imgs, -1)
+        mask = height * width * F.softmax(discrepancy / self.temperature,
+                                          dim=1)
+        return mask.reshape(num_imgs, 1, height, width)
+
+    def _fg_mask(self, pred_T: Tensor,
+                 batch_gt_instances: Sequence[InstanceData],
+                 batch_img_metas: Sequence[Dict]) -> Tensor:
+        name = type(self).__name__
+        if len(batch_gt_instances) != pred_T.shape[0]:
+            raise MMRSKDError(
+                f'{name}: {len(batch_gt_instances)} batch_gt_instances for a '
+                f'batch of {pred_T.shape[0]} images; map the gt instances of '
+                'the same batch')
+        featmap_size = tuple(pred_T.shape[2:])
+        return rasterize_gt_boxes(
+            batch_gt_instances,
+            featmap_size,
+            featmap_stride(batch_img_metas, featmap_size),
+            min_one_cell=self.min_one_cell).to(pred_T.device)

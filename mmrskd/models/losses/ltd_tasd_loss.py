@@ -1,0 +1,289 @@
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmdet.models.task_modules.assigners import ATSSAssigner
+from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.structures import InstanceData
+from mmrotate.models.task_modules.assigners import RotatedATSSAssigner
+from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes
+from torch import Tensor, nn
+
+from mmrskd.models.losses.utils import (check_choice, check_positive,
+                                        pair_levels)
+from mmrskd.models.utils import to_box_type
+from mmrskd.registry import MODELS, TASK_UTILS
+from mmrskd.utils import MMRSKDError
+
+
+@MODELS.register_module()
+class LTDTASDLoss(nn.Module):
+    r"""One term of LTD's task-aware spatial disentangle distillation (TASD).
+
+    `Bridging the Gap Between Cumbersome and Light Detectors via
+    Layer-Calibration and Task-Disentangle Distillation in Remote Sensing
+    Imagery <https://doi.org/10.1109/TGRS.2023.3241342>`_ (TGRS 2023),
+    ``TASDHead`` of the authors' code. Classification and localisation
+    knowledge are distilled separately, each on its own region of the
+    priors. The four terms of the paper are four instances of this loss:
+
+    ==============  ========  ==========  ====  =========================
+    term            ``task``  ``region``  T     weight (released config)
+    ==============  ========  ==========  ====  =========================
+    ``loss_ld``     reg       pos         10    0.025, teacher-softmax
+    ``loss_ld_vlr`` reg       vlr         10    0.025, teacher-softmax
+    ``loss_kd``     cls       pos         2     0.5
+    ``loss_kd_vlr`` cls       vlr         2     0.5
+    ==============  ========  ==========  ====  =========================
+
+    * ``task='reg'``: KL divergence (:class:`LDLoss`, mean over bins,
+      :math:`\times T^2`) between the student's and the teacher's box-side
+      distributions (GFL/DFL ``bbox_pred``, ``4 * (reg_max + 1)`` logits per
+      prior); ``task='cls'``: KL divergence (:class:`LogitKDLoss`, softmax
+      over the classes, mean, :math:`\times T^2`) of the class logits.
+    * ``region``: ``'pos'`` the ATSS positives (mmdet's ``ATSSAssigner``,
+      mmrotate's ``RotatedATSSAssigner`` for rotated GT); ``'vlr'`` the
+      valuable localisation region (:class:`VLRAssigner`); and two
+      classification regions for the task-specific variant the code does
+      not contain: ``'gt_center'`` (prior centre inside a GT box) and
+      ``'teacher_score'`` (the teacher's highest class probability above
+      ``score_ratio`` times its maximum over the image; ``task='cls'``
+      only). The released code distils the classification on the VLR too.
+    * Per level, the selected rows (all images) are summed, optionally
+      weighted by :math:`K\, \mathrm{softmax}_i(u_i / t_w)` over the
+      level's :math:`K` rows with :math:`u` the teacher's logits summed over
+      the bins (``reg``) or their maximum over the classes (``cls``), and
+      divided by ``avg_factor``; levels are summed.
+
+    Regions are computed on priors of ``prior_generator`` (by default the
+    GFL/ATSS anchors, ``8 * stride`` squares), so the loss works with any
+    dense head with that many priors per position, anchor-free heads
+    included; with ``batch_img_metas`` the priors outside each image's
+    padded area are excluded, so ``'pos'`` is exactly an mmdet anchor head's
+    ATSS assignment. Ground truths may be horizontal, rotated or
+    quadrilateral.
+
+    Args:
+        task (str): ``'reg'`` or ``'cls'``. Defaults to ``'reg'``.
+        region (str): ``'pos'``, ``'vlr'``, ``'gt_center'`` or
+            ``'teacher_score'``. Defaults to ``'pos'``.
+        T (float): temperature. Defaults to 10 (LTD's ``reg`` terms; its
+            ``cls`` terms use 2).
+        reg_max (int): largest bin of the box distributions. Defaults to 16.
+        prior_generator (dict): priors for the region assignment, one set
+            per head level.
+        topk (int): ATSS candidates per level (``'pos'``). Defaults to 9.
+        vlr_assigner (dict): the ``'vlr'`` assigner. Defaults to
+            ``VLRAssigner(topk=9, iou_mode='diou', lower_ratio=0.25)``.
+        weight_temperature (float | None): :math:`t_w` of the teacher-softmax
+            row weights; None weights every row 1. LTD uses 5 for ``reg``
+            and none for ``cls``. Defaults to None.
+        score_ratio (float): threshold ratio of ``'teacher_score'``.
+            Defaults to 0.5.
+        avg_factor (float): divisor of each level's sum. Defaults to 16
+            (the authors' code).
+        loss_weight (float): multiplier of the loss. Defaults to 1.0.
+    """
+
+    TASKS = ('reg', 'cls')
+    REGIONS = ('pos', 'vlr', 'gt_center', 'teacher_score')
+
+    def __init__(self,
+                 task: str = 'reg',
+                 region: str = 'pos',
+                 T: float = 10.0,
+                 reg_max: int = 16,
+                 prior_generator: dict = dict(
+                     type='mmdet.AnchorGenerator',
+                     ratios=[1.0],
+                     octave_base_scale=8,
+                     scales_per_octave=1,
+                     strides=[8, 16, 32, 64, 128]),
+                 topk: int = 9,
+                 vlr_assigner: dict = dict(
+                     type='VLRAssigner', topk=9, iou_mode='diou',
+                     lower_ratio=0.25),
+                 weight_temperature: Optional[float] = None,
+                 score_ratio: float = 0.5,
+                 avg_factor: float = 16.0,
+                 loss_weight: float = 1.0):
+        super().__init__()
+        name = type(self).__name__
+        check_choice(name, 'task', task, self.TASKS)
+        check_choice(name, 'region', region, self.REGIONS)
+        if region == 'teacher_score' and task != 'cls':
+            raise MMRSKDError(f"{name}: region='teacher_score' reads the "
+                              "teacher's class logits; use it with "
+                              "task='cls'")
+        check_positive(name, 'avg_factor', avg_factor)
+        if weight_temperature is not None:
+            check_positive(name, 'weight_temperature', weight_temperature)
+        self.task = task
+        self.region = region
+        self.reg_max = reg_max
+        self.weight_temperature = weight_temperature
+        self.score_ratio = score_ratio
+        self.avg_factor = float(avg_factor)
+        self.loss_weight = loss_weight
+        self.prior_generator = TASK_UTILS.build(prior_generator)
+        self.num_base_priors = self.prior_generator.num_base_priors[0]
+        self.hbox_assigner = ATSSAssigner(topk)
+        self.rbox_assigner = RotatedATSSAssigner(
+            topk, iou_calculator=dict(type='mmrotate.RBboxOverlaps2D'))
+        self.vlr_assigner = TASK_UTILS.build(vlr_assigner)
+        if task == 'reg':
+            self.divergence = MODELS.build(
+                dict(type='LDLoss', T=T, reg_max=reg_max,
+                     class_reduction='mean'))
+        else:
+            self.divergence = MODELS.build(
+                dict(type='LogitKDLoss', mode='softmax', T=T,
+                     class_reduction='mean'))
+
+    def forward(self,
+                logits_S: Sequence[Tensor],
+                logits_T: Sequence[Tensor],
+                batch_gt_instances: Sequence[InstanceData],
+                batch_img_metas: Optional[Sequence[Dict]] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            logits_S (Sequence[Tensor]): student head outputs per level,
+                ``(N, A * D, H, W)``: class logits (``D`` classes) or box
+                distributions (``D = 4 * (reg_max + 1)``), ``A`` priors per
+                position.
+            logits_T (Sequence[Tensor]): the teacher's, same shapes.
+            batch_gt_instances (Sequence[InstanceData]): per image,
+                ``bboxes`` (input pixels) and ``labels``.
+            batch_img_metas (Sequence[dict], optional): image metas with
+                ``pad_shape``; priors outside an image's padded area are
+                left out of its regions, as mmdet's anchor heads do with
+                their ``valid_flags``. Without them every prior is valid.
+
+        Returns:
+            Tensor: scalar fp32 loss multiplied by ``loss_weight``.
+        """
+        levels_S, levels_T = pair_levels(type(self).__name__, logits_S,
+                                         logits_T)
+        rows_S = [self._to_rows(level) for level in levels_S]
+        rows_T = [self._to_rows(level) for level in levels_T]
+        featmap_sizes = [tuple(level.shape[-2:]) for level in levels_S]
+        regions = self.regions(featmap_sizes, batch_gt_instances, rows_T,
+                               batch_img_metas)
+        loss = levels_S[0].new_zeros(())
+        for level_S, level_T, region in zip(rows_S, rows_T, regions):
+            selected_S, selected_T = level_S[region], level_T[region]
+            if self.task == 'reg':
+                bins = self.reg_max + 1
+                selected_S = selected_S.reshape(-1, bins)
+                selected_T = selected_T.reshape(-1, bins)
+            loss = loss + self.divergence(
+                selected_S, selected_T,
+                weight=self.row_weights(selected_T),
+                avg_factor=self.avg_factor)
+        return self.loss_weight * loss
+
+    def row_weights(self, rows_T: Tensor) -> Optional[Tensor]:
+        """Teacher-softmax weights of a level's rows, summing to their
+        count; None without ``weight_temperature``."""
+        if self.weight_temperature is None:
+            return None
+        summary = rows_T.sum(1) if self.task == 'reg' else rows_T.max(1)[0]
+        return F.softmax(summary / self.weight_temperature,
+                         dim=0) * rows_T.shape[0]
+
+    @torch.no_grad()
+    def regions(self,
+                featmap_sizes: List[Tuple[int, int]],
+                batch_gt_instances: Sequence[InstanceData],
+                rows_T: List[Tensor],
+                batch_img_metas: Optional[Sequence[Dict]] = None
+                ) -> List[Tensor]:
+        """Boolean region masks, one ``(N, H_l * W_l * A)`` per level."""
+        name = type(self).__name__
+        num_imgs = rows_T[0].shape[0]
+        if len(featmap_sizes) != self.prior_generator.num_levels:
+            raise MMRSKDError(
+                f'{name}: {len(featmap_sizes)} head levels but the '
+                f'prior_generator has {self.prior_generator.num_levels} '
+                'strides; give one stride per mapped level')
+        if len(batch_gt_instances) != num_imgs or (
+                batch_img_metas is not None
+                and len(batch_img_metas) != num_imgs):
+            raise MMRSKDError(
+                f'{name}: {len(batch_gt_instances)} batch_gt_instances for a '
+                f'batch of {num_imgs} images; map the gt instances and metas '
+                'of the same batch')
+        device = rows_T[0].device
+        level_priors = self.prior_generator.grid_priors(
+            featmap_sizes, device=device)
+        num_level_priors = [len(priors) for priors in level_priors]
+        priors = torch.cat(level_priors).float()
+        valid = priors.new_ones((num_imgs, len(priors)), dtype=torch.bool)
+        if batch_img_metas is not None:
+            if any('pad_shape' not in meta for meta in batch_img_metas):
+                raise MMRSKDError(
+                    f"{name}: batch_img_metas lack pad_shape (set by mmdet's "
+                    "DetDataPreprocessor); map batch_img_metas='img_metas'")
+            valid = torch.stack([
+                torch.cat(self.prior_generator.valid_flags(
+                    featmap_sizes, meta['pad_shape'][:2], device=device))
+                for meta in batch_img_metas
+            ])
+        if self.region == 'teacher_score':
+            scores = torch.cat(rows_T, dim=1).sigmoid().max(-1)[0]
+            scores = scores.masked_fill(~valid, 0)
+            masks = scores > self.score_ratio * scores.max(1, keepdim=True)[0]
+        else:
+            masks = torch.zeros_like(valid)
+            for img, gt_instances in enumerate(batch_gt_instances):
+                # assign among the valid priors only, level counts included
+                img_valid = valid[img]
+                counts = [int(flags.sum())
+                          for flags in img_valid.split(num_level_priors)]
+                masks[img, img_valid] = self._image_region(
+                    priors[img_valid], counts, gt_instances)
+        return list(masks.split(num_level_priors, dim=1))
+
+    def _image_region(self, priors: Tensor, num_level_priors: List[int],
+                      gt_instances: InstanceData) -> Tensor:
+        """The region of one image over ``priors`` ``(P, 4)``: ``(P, )``."""
+        boxes = to_box_type(gt_instances.bboxes).to(priors.device)
+        if isinstance(boxes, QuadriBoxes):
+            boxes = boxes.convert_to('rbox')
+        labels = gt_instances.labels.to(priors.device)
+        if self.region == 'gt_center':
+            centres = (priors[:, :2] + priors[:, 2:]) / 2
+            return boxes.find_inside_points(centres).any(dim=1)
+        if self.region == 'vlr':
+            result = self.vlr_assigner.assign(
+                InstanceData(priors=priors), num_level_priors,
+                InstanceData(bboxes=boxes, labels=labels))
+        elif isinstance(boxes, RotatedBoxes):
+            result = self.rbox_assigner.assign(
+                InstanceData(
+                    priors=HorizontalBoxes(priors).convert_to('rbox')),
+                num_level_priors, InstanceData(bboxes=boxes, labels=labels))
+        else:
+            result = self.hbox_assigner.assign(
+                InstanceData(priors=priors), num_level_priors,
+                InstanceData(bboxes=boxes.tensor, labels=labels))
+        return result.gt_inds > 0
+
+    def _to_rows(self, logits: Tensor) -> Tensor:
+        """``(N, A * D, H, W)`` to ``(N, H * W * A, D)``, mmdet's prior
+        order."""
+        name = type(self).__name__
+        if logits.dim() != 4 or logits.shape[1] % self.num_base_priors:
+            raise MMRSKDError(
+                f'{name}: expected (N, A * D, H, W) head outputs with '
+                f'A={self.num_base_priors} priors per position, got '
+                f'{tuple(logits.shape)}; map the per-level head outputs')
+        num_imgs, channels = logits.shape[:2]
+        width = channels // self.num_base_priors
+        if self.task == 'reg' and width != 4 * (self.reg_max + 1):
+            raise MMRSKDError(
+                f'{name}: {width} regression logits per prior do not match '
+                f'reg_max={self.reg_max} (expected {4 * (self.reg_max + 1)});'
+                " task='reg' needs a GFL-style distribution head")
+        return logits.permute(0, 2, 3, 1).reshape(num_imgs, -1, width)

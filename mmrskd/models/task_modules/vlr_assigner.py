@@ -1,0 +1,164 @@
+from typing import List, Optional, Tuple
+
+import torch
+from mmdet.models.task_modules.assigners import AssignResult, BaseAssigner
+from mmdet.structures.bbox import BaseBoxes, HorizontalBoxes, bbox_overlaps
+from mmengine.structures import InstanceData
+from mmrotate.structures.bbox import (QuadriBoxes, RotatedBoxes,
+                                      rbbox_overlaps)
+from torch import Tensor
+
+from mmrskd.models.utils import to_box_type
+from mmrskd.registry import TASK_UTILS
+from mmrskd.utils import MMRSKDError
+
+EPS = 1e-7
+
+
+@TASK_UTILS.register_module()
+class VLRAssigner(BaseAssigner):
+    r"""The valuable localisation region (VLR) of localisation distillation.
+
+    `Localization Distillation for Dense Object Detection
+    <https://arxiv.org/abs/2102.12252>`_ (Zheng et al., CVPR 2022), used by
+    LTD's task-aware spatial disentangle distillation. For each ground truth
+    :math:`g`, ATSS picks the ``topk`` priors per level whose centres are
+    closest to :math:`g`'s centre and sets the threshold :math:`\theta_g =
+    \mathrm{mean} + \mathrm{std}` of their IoUs with :math:`g`. The VLR of
+    :math:`g` is every prior (of any level, no centre-inside condition) with
+
+    .. math::
+        \rho\, \theta_g \le s(p, g) < \theta_g,
+
+    :math:`s` the DIoU (LD's choice) or the IoU, :math:`\rho` =
+    ``lower_ratio``. ATSS positives need IoU :math:`\ge \theta_g`, so the VLR
+    is the ring of priors just below the positives (a prior can be in both
+    when its DIoU is below the threshold but its IoU is not, as in LD). A
+    prior in the VLR of several GTs takes the one of highest IoU.
+
+    Ground truths may be horizontal ``(k, 4)``, rotated ``(k, 5)`` or
+    quadrilateral ``(k, 8)`` (converted to their minimum rotated
+    rectangles). Rotated IoUs use mmcv's ``box_iou_rotated`` (CPU and CUDA);
+    the DIoU penalty of rotated boxes uses the axis-aligned box enclosing
+    the prior and the GT's axis-aligned hull, which is the usual DIoU for
+    horizontal boxes.
+
+    Args:
+        topk (int): candidates per level for the threshold. Defaults to 9.
+        iou_mode (str): ``'diou'`` (LD) or ``'iou'``. Defaults to ``'diou'``.
+        lower_ratio (float): :math:`\rho`. Defaults to 0.25 (LD).
+    """
+
+    IOU_MODES = ('diou', 'iou')
+
+    def __init__(self, topk: int = 9, iou_mode: str = 'diou',
+                 lower_ratio: float = 0.25):
+        name = type(self).__name__
+        if iou_mode not in self.IOU_MODES:
+            raise MMRSKDError(f'{name}: iou_mode={iou_mode!r} is not '
+                              f'supported; use one of {list(self.IOU_MODES)}')
+        if not (isinstance(topk, int) and topk > 0):
+            raise MMRSKDError(f'{name}: topk={topk!r} must be a positive int')
+        if not 0 <= lower_ratio < 1:
+            raise MMRSKDError(f'{name}: lower_ratio={lower_ratio!r} must be '
+                              'in [0, 1)')
+        self.topk = topk
+        self.iou_mode = iou_mode
+        self.lower_ratio = lower_ratio
+
+    def assign(self,
+               pred_instances: InstanceData,
+               num_level_priors: List[int],
+               gt_instances: InstanceData,
+               gt_instances_ignore: Optional[InstanceData] = None
+               ) -> AssignResult:
+        """Mark the VLR priors of one image.
+
+        Args:
+            pred_instances (InstanceData): ``priors``, horizontal ``(P, 4)``
+                xyxy boxes (a tensor or ``HorizontalBoxes``) of all levels.
+            num_level_priors (list[int]): priors per level, in order.
+            gt_instances (InstanceData): ``bboxes`` and ``labels``.
+            gt_instances_ignore (InstanceData, optional): unused.
+
+        Returns:
+            AssignResult: ``gt_inds`` is the 1-based GT of each VLR prior
+            and 0 elsewhere, ``max_overlaps`` its IoU with that GT (0
+            elsewhere), ``labels`` the GT label (-1 elsewhere).
+        """
+        priors = pred_instances.priors
+        if isinstance(priors, BaseBoxes):
+            priors = priors.tensor
+        priors = priors[:, :4].float()
+        if sum(num_level_priors) != priors.shape[0]:
+            raise MMRSKDError(
+                f'{type(self).__name__}: num_level_priors sums to '
+                f'{sum(num_level_priors)} but there are {priors.shape[0]} '
+                'priors')
+        gt_boxes = to_box_type(gt_instances.bboxes)
+        if isinstance(gt_boxes, QuadriBoxes):
+            gt_boxes = gt_boxes.convert_to('rbox')
+        gt_labels = gt_instances.labels
+        num_gt, num_priors = len(gt_boxes), priors.shape[0]
+        gt_inds = priors.new_zeros((num_priors, ), dtype=torch.long)
+        vlr_overlaps = priors.new_zeros((num_priors, ))
+        labels = priors.new_full((num_priors, ), -1, dtype=torch.long)
+        if num_gt == 0 or num_priors == 0:
+            return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
+
+        ious, scores = self.overlaps(priors, gt_boxes)
+        thresholds = self.thresholds(priors, gt_boxes, ious, num_level_priors)
+        in_vlr = (scores >= self.lower_ratio * thresholds) & (
+            scores < thresholds)
+        masked_ious = torch.where(in_vlr, ious, ious.new_tensor(-1.0))
+        best_iou, best_gt = masked_ious.max(dim=1)
+        assigned = in_vlr.any(dim=1)
+        gt_inds[assigned] = best_gt[assigned] + 1
+        vlr_overlaps[assigned] = best_iou[assigned]
+        labels[assigned] = gt_labels[best_gt[assigned]]
+        return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
+
+    def overlaps(self, priors: Tensor,
+                 gt_boxes: BaseBoxes) -> Tuple[Tensor, Tensor]:
+        """IoU ``(P, k)`` and the VLR score (DIoU or IoU) ``(P, k)``."""
+        if isinstance(gt_boxes, RotatedBoxes):
+            rotated_priors = HorizontalBoxes(priors).convert_to('rbox')
+            ious = rbbox_overlaps(rotated_priors.tensor, gt_boxes.tensor)
+            gt_hulls = gt_boxes.convert_to('hbox').tensor
+        else:
+            ious = bbox_overlaps(priors, gt_boxes.tensor)
+            gt_hulls = gt_boxes.tensor
+        # degenerate boxes: no overlap rather than NaN
+        ious = torch.nan_to_num(ious, nan=0.0).clamp(0, 1)
+        if self.iou_mode == 'iou':
+            return ious, ious
+        enclose_lt = torch.min(priors[:, None, :2], gt_hulls[None, :, :2])
+        enclose_rb = torch.max(priors[:, None, 2:], gt_hulls[None, :, 2:])
+        enclose_diag = ((enclose_rb - enclose_lt)**2).sum(-1).clamp_min(EPS)
+        centre_dist = self._centre_distances(priors, gt_boxes)**2
+        return ious, ious - centre_dist / enclose_diag
+
+    def thresholds(self, priors: Tensor, gt_boxes: BaseBoxes, ious: Tensor,
+                   num_level_priors: List[int]) -> Tensor:
+        """ATSS's per-GT IoU threshold, ``(1, k)``: mean + std of the IoUs
+        of the ``topk`` centre-closest priors of every level."""
+        distances = self._centre_distances(priors, gt_boxes)
+        candidates = []
+        start = 0
+        for count in num_level_priors:
+            if count > 0:
+                _, idxs = distances[start:start + count].topk(
+                    min(self.topk, count), dim=0, largest=False)
+                candidates.append(idxs + start)
+            start += count
+        candidate_ious = ious.gather(0, torch.cat(candidates, dim=0))
+        # a single candidate has no spread: std 0, not NaN
+        std = torch.nan_to_num(candidate_ious.std(0), nan=0.0)
+        return (candidate_ious.mean(0) + std)[None]
+
+    @staticmethod
+    def _centre_distances(priors: Tensor, gt_boxes: BaseBoxes) -> Tensor:
+        # computed as mmdet's ATSS does, so ties break the same way
+        prior_centres = (priors[:, :2] + priors[:, 2:]) / 2
+        return (prior_centres[:, None, :] -
+                gt_boxes.centers.float()[None, :, :]).pow(2).sum(-1).sqrt()

@@ -1,0 +1,598 @@
+"""LTD: attention-masked imitation, CCD with LIC (fusion chain and explicit
+inner-product binding), TASD with its VLR assigner, and the shipped CPU
+configs training through the distiller."""
+import math
+import os.path as osp
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mmrskd  # noqa: F401  (compat layer before mmrotate)
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmdet.structures import DetDataSample
+from mmdet.structures.bbox import HorizontalBoxes
+from mmengine.structures import InstanceData
+from mmrotate.structures.bbox import RotatedBoxes
+
+from mmrskd.registry import MODELS, TASK_UTILS
+from mmrskd.testing import demo_batch, tiny_gfl_cfg
+from mmrskd.utils import MMRSKDError
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+E = math.e
+
+
+def gt(boxes, labels=None):
+    boxes = torch.as_tensor(boxes, dtype=torch.float32).reshape(
+        -1, 4) if not isinstance(boxes, RotatedBoxes) else boxes
+    if labels is None:
+        labels = torch.zeros(len(boxes), dtype=torch.long)
+    return InstanceData(bboxes=boxes, labels=torch.as_tensor(labels))
+
+
+# ------------------------------------------------------- LTDAttentionLoss
+def attention_pair():
+    """N=1, C=1, H=1, W=2."""
+    feats_S = torch.tensor([[[[1., 3.]]]])
+    preds_T = torch.tensor([[[[0., -1.]]]])
+    preds_S = torch.tensor([[[[1., 1.]]]], requires_grad=True)
+    return preds_S, preds_T, feats_S
+
+
+def test_attention_loss_matches_hand_computation():
+    preds_S, preds_T, feats_S = attention_pair()
+    loss = MODELS.build(dict(type='LTDAttentionLoss', temperature=1.0))
+    # A(F_S) = 2 softmax(1, 3), A(T) = 2 softmax(0, 1), squared errors (1, 4)
+    m0 = 1 / (1 + E**2) + 1 / (1 + E)
+    m1 = E**2 / (1 + E**2) + E / (1 + E)
+    value = loss(preds_S, preds_T, feats_S=feats_S)
+    assert value.item() == pytest.approx(math.sqrt(m0 + 4 * m1), rel=1e-6)
+    # without feats_S the student attention comes from preds_S: uniform
+    u0, u1 = (1 + 2 / (1 + E)) / 2, (1 + 2 * E / (1 + E)) / 2
+    assert loss(preds_S, preds_T).item() == pytest.approx(
+        math.sqrt(u0 + 4 * u1), rel=1e-6)
+
+
+def test_attention_loss_default_temperature_and_detached_mask():
+    preds_S, preds_T, feats_S = attention_pair()
+    loss = MODELS.build(dict(type='LTDAttentionLoss', loss_weight=2.0))
+    a_s = [2 / (1 + math.exp(20)), 2 * math.exp(20) / (1 + math.exp(20))]
+    a_t = [2 / (1 + math.exp(10)), 2 * math.exp(10) / (1 + math.exp(10))]
+    mask = torch.tensor([(a_s[0] + a_t[0]) / 2, (a_s[1] + a_t[1]) / 2])
+    value = loss(preds_S, preds_T, feats_S=feats_S)
+    expected = math.sqrt(mask[0] * 1 + mask[1] * 4)
+    assert value.item() == pytest.approx(2 * expected, rel=1e-6)
+    value.backward()
+    diff = (preds_S - preds_T).detach().flatten()
+    torch.testing.assert_close(preds_S.grad.flatten(),
+                               2 * mask * diff / expected)
+
+
+def test_attention_loss_zero_difference_is_finite():
+    preds_T = torch.randn(2, 3, 4, 4)
+    preds_S = preds_T.clone().requires_grad_()
+    value = MODELS.build(dict(type='LTDAttentionLoss'))([preds_S], [preds_T])
+    value.backward()
+    assert value.item() == pytest.approx(math.sqrt(1e-12))
+    assert torch.isfinite(preds_S.grad).all()
+
+
+def test_attention_loss_rejects_mismatched_feats():
+    preds_S, preds_T, _ = attention_pair()
+    with pytest.raises(MMRSKDError, match='feats_S'):
+        MODELS.build(dict(type='LTDAttentionLoss'))(
+            preds_S, preds_T, feats_S=torch.zeros(1, 5, 2, 2))
+
+
+# ------------------------------------------------------------------ LIC
+def test_lic_with_zero_offsets_is_the_plain_convolution():
+    torch.manual_seed(0)
+    lic = MODELS.build(
+        dict(type='LocalImplicitCalibration', in_channels=3, out_channels=4))
+    x = torch.randn(2, 3, 6, 7)
+    lic.offset_conv.weight.data.zero_()
+    torch.testing.assert_close(
+        lic(x), F.conv2d(x, lic.deform_conv.weight, padding=1),
+        rtol=1e-5, atol=1e-5)
+
+
+def test_lic_offsets_are_learned_from_the_input():
+    torch.manual_seed(0)
+    lic = MODELS.build(
+        dict(type='LocalImplicitCalibration', in_channels=3, out_channels=4))
+    x = torch.randn(2, 3, 6, 7)
+    out = lic(x)
+    assert not torch.allclose(
+        out, F.conv2d(x, lic.deform_conv.weight, padding=1), atol=1e-3)
+    out.square().sum().backward()
+    assert lic.offset_conv.weight.grad.abs().sum() > 0
+    assert lic.deform_conv.weight.grad.abs().sum() > 0
+
+
+# ------------------------------------------------------------ LTDCCDLoss
+BN_SCALE = 1 / math.sqrt(1 + 1e-5)  # BN in eval mode with default stats
+
+
+def hand_set_ccd(loss):
+    """1x1 reduce = identity, LIC = identity (zero offsets, centre tap),
+    gates = sigmoid(0, ln 3) = (0.5, 0.75); BN in eval mode."""
+    loss.eval()
+    for block in loss.blocks:
+        block.reduce[0].weight.data.fill_(1.0)
+        lic = block.calibrate[0]
+        lic.offset_conv.weight.data.zero_()
+        lic.deform_conv.weight.data.zero_()
+        lic.deform_conv.weight.data[:, :, 1, 1] = 1.0
+        if block.gate is not None:
+            block.gate.weight.data.zero_()
+            block.gate.bias.data.copy_(torch.tensor([0.0, math.log(3.0)]))
+    return loss
+
+
+def two_level_pyramids():
+    feats_S = [torch.tensor([[[[1., 2.], [3., 4.]]]]),
+               torch.tensor([[[[2.]]]])]
+    feats_T = [torch.tensor([[[[0., 1.], [1., 0.]]]]),
+               torch.tensor([[[[-1.]]]])]
+    return feats_S, feats_T
+
+
+@pytest.mark.parametrize('pooled_student', ['raw', 'adapted'])
+def test_ccd_fusion_chain_matches_hand_computation(pooled_student):
+    loss = hand_set_ccd(MODELS.build(dict(
+        type='LTDCCDLoss', in_channels=1, out_channels=1, num_levels=2,
+        pooled_student=pooled_student)))
+    feats_S, feats_T = two_level_pyramids()
+    k = BN_SCALE
+    # coarsest first: out1 = k^2 * 2, residual k * 2 goes down (nearest)
+    out1 = k * k * 2.0
+    out0 = k * (0.5 * k * feats_S[0] + 0.75 * k * 2.0)
+    mse = ((out0 - feats_T[0])**2).mean() + (out1 - (-1.0))**2
+    # pyramid term of level 0 (H=2): only the 1x1 pool, weight 1/2,
+    # normalised by 1 + 1/2; level 1 (H=1) has none
+    pooled_src = feats_S[0] if pooled_student == 'raw' else out0
+    pooled = 0.5 * (pooled_src.mean() - feats_T[0].mean())**2 / 1.5
+    value = loss(feats_S, feats_T)
+    assert value.item() == pytest.approx(float(mse + pooled), rel=1e-5)
+
+
+def test_ccd_pyramid_term_pools_before_comparing():
+    loss = MODELS.build(dict(type='LTDCCDLoss', in_channels=1,
+                             out_channels=1, num_levels=1))
+    checkerboard = (torch.arange(8)[:, None] + torch.arange(8)[None]) % 2
+    feat_S = (2 * checkerboard - 1).float()[None, None]
+    zeros = torch.zeros_like(feat_S)
+    # 2x2, 4x4, 8x8 windows of a checkerboard average to 0
+    assert loss.pyramid_pooled_loss(feat_S, zeros).item() == 0
+    # a constant 2: each pooled MSE is 4, weights 1/2, 1/4, 1/8 over 1.875
+    expected = 4 * (0.5 + 0.25 + 0.125) / 1.875
+    assert loss.pyramid_pooled_loss(zeros + 2, zeros).item() == \
+        pytest.approx(expected)
+
+
+def reference_binding_weights(feats_S, feats_T, tau):
+    """alpha[n, s, t] from plain loops over images and levels."""
+    def rows(feat):
+        flat = feat.flatten(1).double()
+        gram = flat @ flat.t()
+        return gram / gram.norm(dim=1, keepdim=True)
+
+    rows_S = [rows(f) for f in feats_S]
+    rows_T = [rows(f) for f in feats_T]
+    num_imgs = feats_S[0].shape[0]
+    alpha = torch.zeros(num_imgs, len(feats_S), len(feats_T),
+                        dtype=torch.float64)
+    for n in range(num_imgs):
+        for s in range(len(feats_S)):
+            logits = [float(rows_S[s][n] @ rows_T[t][n]) / tau
+                      for t in range(len(feats_T))]
+            total = sum(math.exp(v) for v in logits)
+            for t, v in enumerate(logits):
+                alpha[n, s, t] = math.exp(v) / total
+    return alpha
+
+
+def test_ccd_inner_product_binding_matches_reference():
+    torch.manual_seed(0)
+    loss = hand_set_ccd(MODELS.build(dict(
+        type='LTDCCDLoss', in_channels=2, out_channels=2, num_levels=2,
+        binding='inner_product', binding_temperature=0.5, pool_sizes=())))
+    for block in loss.blocks:
+        block.reduce[0].weight.data.copy_(torch.eye(2)[:, :, None, None])
+        block.calibrate[0].deform_conv.weight.data.zero_()
+        block.calibrate[0].deform_conv.weight.data[:, :, 1, 1] = torch.eye(2)
+    feats_S = [torch.randn(3, 2, 4, 4), torch.randn(3, 2, 2, 2)]
+    feats_T = [torch.randn(3, 2, 4, 4), torch.randn(3, 2, 2, 2)]
+    alpha = reference_binding_weights(feats_S, feats_T, 0.5)
+    torch.testing.assert_close(
+        loss.binding_weights(feats_S, feats_T).double(), alpha)
+    assert torch.allclose(alpha.sum(2), torch.ones(3, 2,
+                                                   dtype=torch.float64))
+    outputs = [BN_SCALE**2 * f for f in feats_S]  # identity blocks
+    expected = 0.0
+    for s, out in enumerate(outputs):
+        for t, target in enumerate(feats_T):
+            if out.shape[-1] > target.shape[-1]:
+                out_t = F.adaptive_avg_pool2d(out, target.shape[-2:])
+            else:
+                out_t = out
+                target = F.adaptive_avg_pool2d(target, out.shape[-2:])
+            per_image = ((out_t - target)**2).flatten(1).mean(1).double()
+            expected += float((alpha[:, s, t] * per_image).mean())
+    assert loss(feats_S, feats_T).item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize('binding', ['fusion', 'inner_product'])
+def test_ccd_trains_every_parameter_and_stays_fp32(binding):
+    torch.manual_seed(0)
+    loss = MODELS.build(dict(type='LTDCCDLoss', in_channels=4,
+                             out_channels=6, num_levels=3, binding=binding,
+                             pooled_student='adapted'))
+    sizes = [(8, 8), (4, 4), (2, 2)]
+    feats_S = [torch.randn(2, 4, *s).requires_grad_() for s in sizes]
+    feats_T = [torch.randn(2, 6, *s) for s in sizes]
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        value = loss(feats_S, feats_T)
+    assert value.dtype == torch.float32 and torch.isfinite(value)
+    value.backward()
+    for name, param in loss.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    # extreme inputs stay finite
+    value = loss([f.detach().sign() * 1e4 for f in feats_S],
+                 [f.sign() * 1e4 for f in feats_T])
+    assert torch.isfinite(value)
+
+
+def test_ccd_config_errors_are_one_line():
+    with pytest.raises(MMRSKDError, match="pooled_student='adapted'") as e:
+        MODELS.build(dict(type='LTDCCDLoss', in_channels=16, out_channels=32))
+    assert '\n' not in str(e.value)
+    loss = MODELS.build(dict(type='LTDCCDLoss', in_channels=4,
+                             out_channels=4, num_levels=2))
+    with pytest.raises(MMRSKDError, match='levels'):
+        loss([torch.zeros(1, 4, 2, 2)], [torch.zeros(1, 4, 2, 2)])
+    with pytest.raises(MMRSKDError, match='in_channels'):
+        loss([torch.zeros(1, 3, 2, 2)] * 2, [torch.zeros(1, 4, 2, 2)] * 2)
+
+
+# ------------------------------------------------------------ VLRAssigner
+def reference_vlr(priors, boxes, num_level_priors, topk, mode, ratio):
+    """Brute force over (prior, GT) pairs of horizontal boxes."""
+    def iou(a, b):
+        iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+        ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        inter = iw * ih
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (
+            b[3] - b[1]) - inter
+        return inter / union
+
+    def centre(a):
+        return ((a[0] + a[2]) / 2, (a[1] + a[3]) / 2)
+
+    def dist(a, b):
+        (ax, ay), (bx, by) = centre(a), centre(b)
+        return math.hypot(ax - bx, ay - by)
+
+    def diou(a, b):
+        cw = max(a[2], b[2]) - min(a[0], b[0])
+        ch = max(a[3], b[3]) - min(a[1], b[1])
+        return iou(a, b) - dist(a, b)**2 / (cw**2 + ch**2)
+
+    priors, boxes = priors.tolist(), boxes.tolist()
+    assigned = [0] * len(priors)
+    overlaps = [0.0] * len(priors)
+    best = [-1.0] * len(priors)
+    for g, box in enumerate(boxes):
+        candidates, start = [], 0
+        for count in num_level_priors:
+            level = sorted(range(start, start + count),
+                           key=lambda i: dist(priors[i], box))
+            candidates += level[:topk]
+            start += count
+        ious = [iou(priors[i], box) for i in candidates]
+        mean = sum(ious) / len(ious)
+        std = math.sqrt(sum((v - mean)**2 for v in ious) / (len(ious) - 1))
+        thr = mean + std
+        for i, prior in enumerate(priors):
+            score = diou(prior, box) if mode == 'diou' else iou(prior, box)
+            if ratio * thr <= score < thr and iou(prior, box) > best[i]:
+                best[i] = iou(prior, box)
+                assigned[i], overlaps[i] = g + 1, best[i]
+    return assigned, overlaps
+
+
+def assign_vlr(priors, boxes, num_level_priors, **kwargs):
+    assigner = TASK_UTILS.build(dict(type='VLRAssigner', **kwargs))
+    return assigner.assign(
+        InstanceData(priors=priors), num_level_priors,
+        gt(boxes) if not isinstance(boxes, InstanceData) else boxes)
+
+
+def test_vlr_matches_hand_computation():
+    priors = torch.tensor([[0., 0., 10., 10.], [5., 0., 15., 10.],
+                           [8., 0., 18., 10.], [20., 0., 30., 10.]])
+    # top-3 IoUs (1, 1/3, 1/9): thr = 0.4815 + 0.4626 = 0.9441
+    # DIoU: 1, 1/3 - 25/325 = 0.2564, 1/9 - 64/424 = -0.0398, -0.4
+    result = assign_vlr(priors, [[0., 0., 10., 10.]], [4], topk=3)
+    assert result.gt_inds.tolist() == [0, 1, 0, 0]
+    assert result.max_overlaps.tolist() == pytest.approx([0, 1 / 3, 0, 0])
+    assert result.labels.tolist() == [-1, 0, -1, -1]
+    # a lower bound above 0.2564 / 0.9441 empties the region
+    result = assign_vlr(priors, [[0., 0., 10., 10.]], [4], topk=3,
+                        lower_ratio=0.3)
+    assert result.gt_inds.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize('mode', ['diou', 'iou'])
+def test_vlr_matches_brute_force_on_random_boxes(mode):
+    gen = torch.Generator().manual_seed(3)
+    centres = torch.rand(40, 2, generator=gen) * 64
+    sizes = torch.tensor([8.] * 25 + [16.] * 15)[:, None].expand(-1, 2)
+    priors = torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1)
+    gt_centres = torch.rand(3, 2, generator=gen) * 64
+    gt_sizes = torch.rand(3, 2, generator=gen) * 20 + 6
+    boxes = torch.cat([gt_centres - gt_sizes / 2, gt_centres + gt_sizes / 2],
+                      dim=1)
+    result = assign_vlr(priors, boxes, [25, 15], topk=5, iou_mode=mode)
+    assigned, overlaps = reference_vlr(priors, boxes, [25, 15], 5, mode,
+                                       0.25)
+    assert result.gt_inds.tolist() == assigned
+    assert result.max_overlaps.tolist() == pytest.approx(overlaps, abs=1e-5)
+    assert sum(a > 0 for a in assigned) > 0  # the case is not vacuous
+
+
+def test_vlr_rotated_boxes_agree_with_horizontal_ones():
+    gen = torch.Generator().manual_seed(1)
+    centres = torch.rand(30, 2, generator=gen) * 48
+    priors = torch.cat([centres - 6, centres + 6], dim=1)
+    hbox = torch.tensor([[10., 12., 30., 22.]])
+    # the same box as a rotated box, and turned by 90 degrees
+    for rbox in ([[20., 17., 20., 10., 0.]], [[20., 17., 10., 20.,
+                                              math.pi / 2]]):
+        rotated = assign_vlr(priors, gt(RotatedBoxes(torch.tensor(rbox))),
+                             [30], topk=5)
+        horizontal = assign_vlr(priors, hbox, [30], topk=5)
+        assert rotated.gt_inds.tolist() == horizontal.gt_inds.tolist()
+        torch.testing.assert_close(rotated.max_overlaps,
+                                   horizontal.max_overlaps, atol=1e-4,
+                                   rtol=0)
+
+
+def test_vlr_without_gt_or_with_degenerate_gt_is_empty():
+    priors = torch.tensor([[0., 0., 8., 8.], [4., 4., 12., 12.]])
+    empty = assign_vlr(priors, torch.zeros(0, 4), [2])
+    assert empty.gt_inds.tolist() == [0, 0]
+    degenerate = assign_vlr(priors, [[5., 5., 5., 5.]], [2])
+    assert degenerate.gt_inds.tolist() == [0, 0]
+    assert torch.isfinite(degenerate.max_overlaps).all()
+
+
+# ------------------------------------------------------------ LTDTASDLoss
+def build_tasd(**kwargs):
+    return MODELS.build(dict(type='LTDTASDLoss', **kwargs))
+
+
+def mixed_size_batch(detector):
+    """Two images of different sizes, padded into one 96x96 batch; GT near
+    the lower border of the smaller one."""
+    gen = torch.Generator().manual_seed(0)
+    images, samples = [], []
+    for (height, width), boxes in (
+            ((96, 96), [[10., 12., 50., 40.], [60., 50., 90., 92.]]),
+            ((64, 96), [[70., 8., 95., 60.], [5., 40., 30., 63.]])):
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(height, width), ori_shape=(height, width),
+            scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(
+            bboxes=HorizontalBoxes(torch.tensor(boxes)),
+            labels=torch.tensor([0, 1]))
+        samples.append(sample)
+        images.append(torch.randint(0, 256, (3, height, width),
+                                    generator=gen, dtype=torch.uint8))
+    batch = detector.data_preprocessor(
+        dict(inputs=images, data_samples=samples), training=True)
+    return batch['inputs'], batch['data_samples']
+
+
+@pytest.mark.parametrize('region', ['pos', 'vlr'])
+def test_tasd_regions_use_the_gfl_heads_valid_priors(region):
+    torch.manual_seed(0)
+    detector = MODELS.build(tiny_gfl_cfg())
+    inputs, samples = mixed_size_batch(detector)
+    head = detector.bbox_head
+    cls_scores, _ = head(detector.extract_feat(inputs))
+    featmap_sizes = [tuple(c.shape[-2:]) for c in cls_scores]
+    metas = [s.metainfo for s in samples]
+    batch_gt = [s.gt_instances for s in samples]
+    anchors, valid_flags = head.get_anchors(featmap_sizes, metas,
+                                            device='cpu')
+    tasd = build_tasd(task='cls', region=region)
+    rows_T = [tasd._to_rows(c.detach()) for c in cls_scores]
+    regions = tasd.regions(featmap_sizes, batch_gt, rows_T, metas)
+    valid = torch.stack([torch.cat(flags) for flags in valid_flags])
+    assert not valid.all()  # the smaller image has padded priors
+    assert not (torch.cat(regions, dim=1) & ~valid).any()
+    if region == 'vlr':
+        assert sum(int(r.sum()) for r in regions) > 0
+        return
+    # the positives are exactly those of the head's own ATSS assignment
+    targets = head.get_targets(anchors, valid_flags, batch_gt, metas)
+    head_positives = [labels < head.num_classes for labels in targets[1]]
+    for ours, theirs in zip(regions, head_positives):
+        assert torch.equal(ours, theirs)
+    assert sum(int(r.sum()) for r in regions) > 0
+
+
+def fixed_region(tasd, masks):
+    tasd.regions = lambda *args: masks
+    return tasd
+
+
+def test_tasd_reg_term_matches_hand_computation():
+    torch.manual_seed(0)
+    bins = 4  # reg_max = 3
+    logits_S = torch.randn(1, 4 * bins, 1, 3, requires_grad=True)
+    logits_T = torch.randn(1, 4 * bins, 1, 3)
+    # priors 0 and 2 of the level are in the region
+    tasd = fixed_region(
+        build_tasd(task='reg', region='vlr', T=10, reg_max=3,
+                   weight_temperature=5, loss_weight=0.025,
+                   prior_generator=dict(type='mmdet.AnchorGenerator',
+                                        ratios=[1.0], octave_base_scale=8,
+                                        scales_per_octave=1, strides=[8])),
+        [torch.tensor([[True, False, True]])])
+    value = tasd([logits_S], [logits_T], [gt([[0., 0., 8., 8.]])])
+    rows_S = logits_S[0, :, 0, [0, 2]].t().reshape(-1, bins)
+    rows_T = logits_T[0, :, 0, [0, 2]].t().reshape(-1, bins)
+    expected = 0.0
+    weights = [math.exp(float(r.sum()) / 5) for r in rows_T]
+    weights = [8 * w / sum(weights) for w in weights]
+    for row_S, row_T, weight in zip(rows_S.tolist(), rows_T.tolist(),
+                                    weights):
+        p_T = [math.exp(v / 10) / sum(math.exp(u / 10) for u in row_T)
+               for v in row_T]
+        p_S = [math.exp(v / 10) / sum(math.exp(u / 10) for u in row_S)
+               for v in row_S]
+        kl = sum(t * math.log(t / s) for t, s in zip(p_T, p_S)) / bins
+        expected += weight * kl * 100
+    expected = 0.025 * expected / 16
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_tasd_cls_term_matches_hand_computation():
+    logits_S = torch.tensor([[[[1.0, 0.0]], [[0.0, 2.0]], [[-1.0, 0.5]]]],
+                            requires_grad=True)  # (1, 3 classes, 1, 2)
+    logits_T = torch.tensor([[[[3.0, 0.0]], [[0.0, 0.0]], [[0.0, 1.0]]]])
+    tasd = fixed_region(
+        build_tasd(task='cls', region='pos', T=2, loss_weight=0.5,
+                   prior_generator=dict(type='mmdet.AnchorGenerator',
+                                        ratios=[1.0], octave_base_scale=8,
+                                        scales_per_octave=1, strides=[8])),
+        [torch.tensor([[True, False]])])
+    value = tasd([logits_S], [logits_T], [gt([[0., 0., 8., 8.]])])
+    s, t = [1.0, 0.0, -1.0], [3.0, 0.0, 0.0]
+    p_S = [math.exp(v / 2) / sum(math.exp(u / 2) for u in s) for v in s]
+    p_T = [math.exp(v / 2) / sum(math.exp(u / 2) for u in t) for v in t]
+    kl = sum(a * math.log(a / b) for a, b in zip(p_T, p_S)) / 3 * 4
+    assert value.item() == pytest.approx(0.5 * kl / 16, rel=1e-5)
+    value.backward()
+    assert logits_S.grad[..., 1].abs().sum() == 0  # outside the region
+
+
+def test_tasd_task_specific_cls_regions():
+    anchors = dict(type='mmdet.AnchorGenerator', ratios=[1.0],
+                   octave_base_scale=1, scales_per_octave=1, strides=[8])
+    # priors of a 1x4 map centred at x = 0, 8, 16, 24 (mmdet's offset 0)
+    boxes = [gt([[4., -4., 20., 4.]])]
+    tasd = build_tasd(task='cls', region='gt_center', prior_generator=anchors)
+    rows = [torch.zeros(1, 4, 2)]
+    assert tasd.regions([(1, 4)], boxes, rows)[0].tolist() == [
+        [False, True, True, False]]
+    tasd = build_tasd(task='cls', region='teacher_score', score_ratio=0.5,
+                      prior_generator=anchors)
+    # teacher max probabilities 0.9, 0.5, 0.4, 0.2: above 0.45 are the first
+    probs = torch.tensor([0.9, 0.5, 0.4, 0.2])
+    logits = torch.stack([probs.logit(), torch.full((4, ), -9.)], dim=1)
+    assert tasd.regions([(1, 4)], boxes, [logits[None]])[0].tolist() == [
+        [True, True, False, False]]
+
+
+def test_tasd_rows_follow_mmdets_prior_order():
+    anchors = dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
+                   scales_per_octave=3, ratios=[0.5, 1.0, 2.0], strides=[8])
+    tasd = build_tasd(task='cls', region='pos', prior_generator=anchors)
+    num_classes, height, width = 2, 2, 3
+    # channel a * C + c of position (h, w) holds 100 * (h * W + w) + a
+    values = torch.zeros(1, 9 * num_classes, height, width)
+    for a in range(9):
+        for h in range(height):
+            for w in range(width):
+                values[0, a * num_classes:(a + 1) * num_classes, h, w] = \
+                    100 * (h * width + w) + a
+    rows = tasd._to_rows(values)
+    priors = TASK_UTILS.build(anchors).grid_priors([(height, width)],
+                                                device='cpu')[0]
+    assert rows.shape == (1, len(priors), num_classes)
+    # the prior index p = (h * W + w) * 9 + a
+    expected = torch.tensor([100 * (p // 9) + p % 9
+                             for p in range(len(priors))]).float()
+    torch.testing.assert_close(rows[0, :, 0], expected)
+
+
+@pytest.mark.parametrize('task,region', [('reg', 'pos'), ('reg', 'vlr'),
+                                         ('cls', 'vlr'),
+                                         ('cls', 'teacher_score')])
+@pytest.mark.parametrize('scenario', ['empty_gt', 'extreme', 'rotated'])
+def test_tasd_is_finite_on_edge_cases(task, region, scenario):
+    torch.manual_seed(0)
+    channels = 4 * 17 if task == 'reg' else 3
+    sizes = [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1)]
+    logits_S = [torch.randn(2, channels, *s).requires_grad_() for s in sizes]
+    logits_T = [torch.randn(2, channels, *s) for s in sizes]
+    boxes = [gt([[4., 4., 40., 30.], [20., 30., 60., 60.]], [0, 2]),
+             gt([[10., 10., 30., 20.]])]
+    if scenario == 'empty_gt':
+        boxes = [gt(torch.zeros(0, 4))] * 2
+    if scenario == 'extreme':
+        logits_S = [(t.detach().sign() * 1e4).requires_grad_()
+                    for t in logits_S]
+        logits_T = [-t.sign() * 1e4 for t in logits_T]
+    if scenario == 'rotated':
+        boxes = [gt(RotatedBoxes(torch.tensor([[30., 30., 40., 16., 0.7]]))),
+                 gt(RotatedBoxes(torch.zeros(0, 5)))]
+    tasd = build_tasd(task=task, region=region, T=2,
+                      weight_temperature=5 if task == 'reg' else None)
+    value = tasd(logits_S, logits_T, boxes)
+    value.backward()
+    assert value.dtype == torch.float32 and torch.isfinite(value)
+    assert all(torch.isfinite(t.grad).all() for t in logits_S)
+    if scenario == 'empty_gt' and region != 'teacher_score':
+        assert value.item() == 0
+
+
+def test_tasd_errors_are_one_line():
+    with pytest.raises(MMRSKDError, match='teacher_score'):
+        build_tasd(task='reg', region='teacher_score')
+    tasd = build_tasd(task='reg')
+    with pytest.raises(MMRSKDError, match='reg_max') as error:
+        tasd([torch.zeros(1, 12, 2, 2)] * 5, [torch.zeros(1, 12, 2, 2)] * 5,
+             [gt(torch.zeros(0, 4))])
+    assert '\n' not in str(error.value)
+    with pytest.raises(MMRSKDError, match='prior_generator'):
+        tasd([torch.zeros(1, 68, 2, 2)], [torch.zeros(1, 68, 2, 2)],
+             [gt(torch.zeros(0, 4))])
+
+
+# -------------------------------------------------------------- training
+@pytest.mark.parametrize('config,rotated,terms', [
+    ('configs/ltd/ltd_gfl_r18-w16_gfl_r34-w32_12e_synthetic-nwpu.py', False,
+     ('loss_att', 'loss_ccd', 'loss_ld', 'loss_ld_vlr', 'loss_kd',
+      'loss_kd_vlr')),
+    ('configs/ltd/ltd_rotated-retinanet_r18-w16_rotated-retinanet_r34-w32'
+     '_12e_synthetic-dota.py', True,
+     ('loss_att', 'loss_ccd', 'loss_kd', 'loss_kd_vlr')),
+])
+def test_cpu_config_trains_two_iterations(config, rotated, terms):
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.model.teacher_ckpt = None
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(cfg.model)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    model.train()
+    lic = model.distill_losses['loss_ccd'].blocks[0].calibrate[0]
+    offsets_before = lic.offset_conv.weight.detach().clone()
+    for step in range(2):
+        inputs, samples = demo_batch(model.student, size=64, num_classes=5,
+                                     rotated=rotated, seed=step)
+        log = model.train_step(
+            dict(inputs=inputs, data_samples=samples), optim_wrapper)
+        for term in terms:
+            assert term in log and torch.isfinite(log[term]), term
+        assert all(log[term] > 0 for term in terms)
+    # the CCD modules live in the distiller and are trained with it
+    assert not torch.equal(lic.offset_conv.weight, offsets_before)
