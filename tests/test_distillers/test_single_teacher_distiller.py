@@ -161,6 +161,13 @@ def test_method_tap_records_label_assignment():
     assert len(labels_list) == 5  # one label map per FPN level
 
 
+def test_student_submodules_are_reachable_for_detector_hooks(distiller):
+    assert distiller.bbox_head is distiller.student.bbox_head
+    assert distiller.neck is distiller.student.neck
+    with pytest.raises(AttributeError):
+        distiller.roi_head
+
+
 def test_predict_is_the_students(distiller):
     distiller.eval()
     inputs, samples = demo_batch(distiller.student, seed=5)

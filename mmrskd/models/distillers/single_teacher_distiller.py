@@ -245,6 +245,17 @@ class SingleTeacherDistiller(BaseModel):
             self.teacher.init_weights()
 
     # ------------------------------------------------------------ nn.Module
+    def __getattr__(self, name):
+        # Hooks written for detectors (e.g. mmdet's YOLOXModeSwitchHook sets
+        # model.bbox_head.use_l1) reach the student's submodules.
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            student = self.__dict__['_modules'].get('student')
+            if student is not None and name in student._modules:
+                return student._modules[name]
+            raise
+
     def _apply(self, fn, *args, **kwargs):
         # .to()/.cuda()/.half() must move the teacher too.
         self.teacher._apply(fn, *args, **kwargs)
