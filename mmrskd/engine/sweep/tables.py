@@ -1,0 +1,313 @@
+"""Benchmark tables of distilled students, from sweep outputs only.
+
+For every distillation setting (a distiller config and its non-seed axes)
+of one or more sweeps, a row gives:
+
+* **Teacher**: the ``teacher/<metric>`` the distiller's ``DistillValLoop``
+  logged, else the sweep runs of the config named by ``model.teacher``;
+* **Student**: the sweep runs of the config named by ``model.student``
+  (same values on the axes both have), i.e. the student trained alone;
+* **Distilled** and **Gain** (distilled − student);
+* the student's **Params** and **FLOPs** at the test Resize scale;
+* **KD overhead**: seconds per training iteration of the distilled runs over
+  those of the student-alone runs, medians from the training logs.
+
+Metrics are the last validation of each run, ×100, mean ± std over seeds.
+The tables go between ``<!-- results:start -->`` and ``<!-- results:end -->``
+in README files; a README gets the rows of the configs in its folder or
+below (the repository README: all rows).
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import os.path as osp
+import re
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmrskd.engine.sweep.executor import read_manifest
+from mmrskd.engine.sweep.grid import SweepRun, name_value
+from mmrskd.engine.sweep.results import (RunResult, collect_results,
+                                         group_by_setting, markdown_table,
+                                         mean_std)
+from mmrskd.utils import MMRSKDError
+
+START = '<!-- results:start -->'
+END = '<!-- results:end -->'
+COMPLEXITY_CACHE = 'complexity.json'
+
+
+@dataclasses.dataclass
+class Stat:
+    """Mean, std and count of a metric over runs."""
+    mean: float
+    std: float
+    count: int
+
+    @classmethod
+    def of(cls, values) -> Optional['Stat']:
+        values = [v for v in values if v is not None]
+        if not values:
+            return None
+        mean, std = mean_std(values)
+        return cls(mean, std, len(values))
+
+
+@dataclasses.dataclass
+class BenchmarkRow:
+    config: str                      # absolute path of the distiller config
+    method: str
+    setting: Tuple[Tuple[str, object], ...]
+    metric: str
+    distilled: Optional[Stat]
+    student: Optional[Stat] = None
+    teacher: Optional[Stat] = None
+    params: Optional[int] = None
+    flops: Optional[int] = None
+    input_shape: Optional[Tuple[int, int]] = None
+    kd_time: Optional[float] = None
+    student_time: Optional[float] = None
+
+    @property
+    def gain(self) -> Optional[float]:
+        if self.distilled is None or self.student is None:
+            return None
+        return self.distilled.mean - self.student.mean
+
+    @property
+    def overhead(self) -> Optional[float]:
+        if not self.kd_time or not self.student_time:
+            return None
+        return self.kd_time / self.student_time
+
+
+def config_path(ref, base_dir='.') -> Optional[str]:
+    """An absolute path for a config reference (``mmrskd::`` resolved), the
+    reference itself for other packages, None for model dicts."""
+    if isinstance(ref, dict):
+        ref = ref.get('cfg_path')
+    if not isinstance(ref, str):
+        return None
+    if ref.startswith('mmrskd::'):
+        from mmrskd.utils.config import mmrskd_config_dir
+        return osp.realpath(osp.join(mmrskd_config_dir(),
+                                     ref[len('mmrskd::'):]))
+    if '::' in ref:
+        return ref
+    return osp.realpath(osp.join(base_dir, ref))
+
+
+def load_sweeps(sweep_dirs: Sequence[str], metric: Optional[str] = None
+                ) -> List[RunResult]:
+    """The results of every run in the manifests of ``sweep_dirs``."""
+    results = []
+    for sweep_dir in sweep_dirs:
+        manifest = read_manifest(sweep_dir)
+        runs = []
+        for record in manifest['runs'].values():
+            run = SweepRun.from_dict(record)
+            config = record.get('config_path', run.config)
+            # a run's work dir is <sweep dir>/<name>, wherever that is now
+            runs.append(dataclasses.replace(
+                run, config=config if osp.exists(config) else run.config,
+                work_dir=osp.join(sweep_dir, run.name)))
+        results += collect_results(runs, metric or manifest.get('metric'))
+    return results
+
+
+def _run_cfg(result: RunResult):
+    from mmrskd.utils.config import load_config
+    cfg = load_config(result.run.config, where=result.run.name)
+    cfg.merge_from_dict(result.run.cfg_options)
+    return cfg
+
+
+def _compatible(result: RunResult, setting: dict) -> bool:
+    """Same value on every non-seed axis the run shares with ``setting``."""
+    return all(setting[k] == v for k, v in result.setting.items()
+               if k in setting)
+
+
+def _runs_of(results, path, setting):
+    return [r for r in results
+            if osp.realpath(r.run.config) == path and _compatible(r, setting)
+            and r.final is not None]
+
+
+def _mean(values) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+class ComplexityCache:
+    """Params/FLOPs by model config and input shape, in a JSON file."""
+
+    def __init__(self, path: Optional[str]):
+        self.path = path
+        self.data = {}
+        if path and osp.isfile(path):
+            with open(path) as f:
+                self.data = json.load(f)
+
+    def get(self, cfg) -> Optional[dict]:
+        from mmengine.registry import init_default_scope
+
+        from mmrskd.engine.sweep.complexity import (deployed_model_cfg,
+                                                    model_complexity,
+                                                    test_input_shape)
+        shape = test_input_shape(cfg)
+        if shape is None:
+            return None
+        model = deployed_model_cfg(cfg)
+        key = hashlib.sha256(json.dumps(
+            [model.to_dict(), shape], sort_keys=True,
+            default=repr).encode()).hexdigest()
+        if key not in self.data:
+            init_default_scope(cfg.get('default_scope', 'mmrskd'))
+            info = model_complexity(model, shape)
+            info['input_shape'] = list(info['input_shape'])
+            self.data[key] = info
+            if self.path:
+                with open(self.path, 'w') as f:
+                    json.dump(self.data, f, indent=2)
+        return self.data[key]
+
+
+def benchmark_rows(results: Sequence[RunResult],
+                   complexity: Optional[ComplexityCache] = None
+                   ) -> List[BenchmarkRow]:
+    """One row per distillation setting found in ``results``."""
+    complexity = complexity or ComplexityCache(None)
+    cfgs = {}
+    rows = []
+    for (method, setting), group in group_by_setting(results).items():
+        first = group[0]
+        if first.run.config not in cfgs:
+            cfgs[first.run.config] = _run_cfg(first)
+        cfg = cfgs[first.run.config]
+        model = cfg.get('model', {})
+        if not ('student' in model and 'teacher' in model):
+            continue
+        setting = dict(setting)
+        done = [r for r in group if r.final is not None]
+        metric = next((r.metric for r in done), None) or first.metric
+        row = BenchmarkRow(osp.realpath(first.run.config), method,
+                           tuple(setting.items()), metric,
+                           Stat.of(r.final for r in done))
+        student_path = config_path(model['student'])
+        students = _runs_of(results, student_path, setting) \
+            if student_path else []
+        students = [r for r in students if r.metric == metric]
+        row.student = Stat.of(r.final for r in students)
+        row.teacher = Stat.of(r.teacher for r in done)
+        teacher_path = config_path(model['teacher'])
+        if row.teacher is None and teacher_path:
+            row.teacher = Stat.of(
+                r.final for r in _runs_of(results, teacher_path, setting)
+                if r.metric == metric)
+        info = complexity.get(cfg)
+        if info:
+            row.params, row.flops = info['params'], info['flops']
+            row.input_shape = tuple(info['input_shape'])
+        row.kd_time = _mean(r.time_per_iter for r in group)
+        row.student_time = _mean(r.time_per_iter for r in students)
+        rows.append(row)
+    return rows
+
+
+def _stat(stat: Optional[Stat], digits: int) -> str:
+    if stat is None:
+        return '-'
+    text = f'{100 * stat.mean:.{digits}f}'
+    return text + (f' ± {100 * stat.std:.{digits}f}' if stat.count > 1
+                   else '')
+
+
+def render_table(rows: Sequence[BenchmarkRow], base_dir: str = '.',
+                 digits: int = 1) -> str:
+    """The Markdown table; config links are relative to ``base_dir``."""
+    header = ['Config', 'Setting', 'Runs', 'Metric', 'Teacher', 'Student',
+              'Distilled', 'Gain', 'Params (M)', 'FLOPs (G)', 'Input',
+              's/iter KD', 's/iter student', 'KD overhead']
+    lines = []
+    for row in rows:
+        link = osp.relpath(row.config, base_dir)
+        gain = row.gain
+        lines.append([
+            f'[{row.method}]({link})',
+            ','.join(f'{k}={name_value(v)}' for k, v in row.setting) or '-',
+            row.distilled.count if row.distilled else 0, row.metric or '-',
+            _stat(row.teacher, digits), _stat(row.student, digits),
+            _stat(row.distilled, digits),
+            '-' if gain is None else f'{100 * gain:+.{digits}f}',
+            '-' if row.params is None else f'{row.params / 1e6:.2f}',
+            '-' if row.flops is None else f'{row.flops / 1e9:.2f}',
+            '-' if row.input_shape is None else
+            '×'.join(map(str, row.input_shape)),
+            '-' if row.kd_time is None else f'{row.kd_time:.3f}',
+            '-' if row.student_time is None else f'{row.student_time:.3f}',
+            '-' if row.overhead is None else f'×{row.overhead:.2f}'])
+    return markdown_table(header, lines)
+
+
+def readme_block(rows: Sequence[BenchmarkRow], readme: str,
+                 sources: Sequence[str], digits: int = 1) -> str:
+    """The text between the markers of ``readme``: its rows, or a note."""
+    folder = osp.dirname(osp.realpath(readme))
+    mine = [r for r in rows if r.config.startswith(folder + os.sep)]
+    command = 'python tools/gen_results_tables.py ' + ' '.join(sources)
+    note = (f'<!-- generated by `{command}`; do not edit by hand -->\n')
+    if not mine:
+        return note + ('\n_No distillation results yet: run '
+                       '`tools/sweep.py`, then the command above._\n')
+    return note + ('\nMetrics ×100 at the last validation, mean ± std over '
+                   'the runs; Params/FLOPs of the student (1 multiply-add = '
+                   '1 FLOP); KD overhead = training time per iteration of '
+                   'the distilled runs over the student-alone runs.\n\n'
+                   + render_table(mine, osp.dirname(readme), digits))
+
+
+def replace_block(text: str, block: str, where: str) -> str:
+    """Put ``block`` between the markers of ``text``."""
+    pattern = re.compile(re.escape(START) + r'.*?' + re.escape(END),
+                         re.DOTALL)
+    if len(pattern.findall(text)) != 1:
+        raise MMRSKDError(f'{where}: expected one {START} ... {END} pair; '
+                          'add the two markers where the table goes')
+    return pattern.sub(lambda _: f'{START}\n{block}{END}', text)
+
+
+def update_readmes(rows: Sequence[BenchmarkRow], readmes: Sequence[str],
+                   sources: Sequence[str], digits: int = 1,
+                   check: bool = False) -> Dict[str, bool]:
+    """Rewrite the tables of ``readmes``; with ``check`` only report.
+
+    Returns:
+        dict[str, bool]: whether each README changed (or would change).
+    """
+    changed = {}
+    for readme in readmes:
+        with open(readme) as f:
+            text = f.read()
+        new = replace_block(text, readme_block(rows, readme, sources,
+                                                digits), readme)
+        changed[readme] = new != text
+        if changed[readme] and not check:
+            with open(readme, 'w') as f:
+                f.write(new)
+    return changed
+
+
+def find_readmes(root: str) -> List[str]:
+    """``README.md`` of ``root`` and of ``root/configs/*/`` that have the
+    start marker."""
+    import glob
+    candidates = [osp.join(root, 'README.md')] + sorted(
+        glob.glob(osp.join(root, 'configs', '*', 'README.md')))
+    found = []
+    for path in candidates:
+        if osp.isfile(path):
+            with open(path) as f:
+                if START in f.read():
+                    found.append(path)
+    return found

@@ -1,0 +1,94 @@
+"""Regenerate the results tables of the READMEs from sweep outputs.
+
+    python tools/gen_results_tables.py work_dirs/sweeps/pkd \
+        work_dirs/sweeps/students [--readme README.md configs/pkd/README.md]
+
+Reads each sweep's ``sweep.json`` and the runs' logs (never typed numbers),
+and writes teacher / student / distilled metric, gain, params, FLOPs and KD
+training overhead between ``<!-- results:start -->`` and
+``<!-- results:end -->``. Without ``--readme`` every ``README.md`` of the
+repository root and of ``configs/*/`` that has the markers is updated; a
+README gets the rows of the configs in its folder or below.
+``--model-index`` also rewrites ``model-index.yml`` from
+``configs/*/metafile.yml``.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
+from mmrskd.utils import MMRSKDError, register_all_modules
+from mmrskd.utils.cli import exit_on_user_error
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('sweep_dirs', nargs='*', metavar='SWEEP_DIR',
+                        help='work dirs of tools/sweep.py')
+    parser.add_argument('--readme', nargs='+',
+                        help='README files to update (default: those with '
+                        'the markers in the repository root and configs/*/)')
+    parser.add_argument('--metric', help='metric key or name (default: '
+                        'each sweep\'s, or the first */mAP logged)')
+    parser.add_argument('--digits', type=int, default=1,
+                        help='decimals of the ×100 metrics. Defaults to 1')
+    parser.add_argument('--out', help='also write the full table to this '
+                        'Markdown file')
+    parser.add_argument('--model-index', action='store_true',
+                        help='rewrite model-index.yml from the metafiles')
+    parser.add_argument('--check', action='store_true',
+                        help='change nothing; exit 1 if a file is outdated')
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    from mmrskd.engine.sweep.model_index import write_model_index
+    from mmrskd.engine.sweep.tables import (COMPLEXITY_CACHE,
+                                            ComplexityCache, benchmark_rows,
+                                            find_readmes, load_sweeps,
+                                            render_table, update_readmes)
+    if not args.sweep_dirs and not args.model_index:
+        raise MMRSKDError('give the work dirs of tools/sweep.py (and/or '
+                          '--model-index)')
+    outdated = []
+    if args.sweep_dirs:
+        register_all_modules(init_default_scope=False)
+        results = load_sweeps(args.sweep_dirs, args.metric)
+        rows = benchmark_rows(results, ComplexityCache(
+            osp.join(args.sweep_dirs[0], COMPLEXITY_CACHE)))
+        print(f'{len(rows)} distillation settings from {len(results)} runs')
+        if args.out:
+            with open(args.out, 'w') as f:
+                f.write(render_table(rows, osp.dirname(
+                    osp.abspath(args.out)), args.digits))
+            print(f'table: {args.out}')
+        readmes = args.readme if args.readme is not None else \
+            find_readmes(REPO)
+        for path in readmes:
+            if not osp.isfile(path):
+                raise MMRSKDError(f'--readme {path}: file not found')
+        changed = update_readmes(rows, readmes, args.sweep_dirs,
+                                 args.digits, check=args.check)
+        for path, was_changed in changed.items():
+            print(f'{path}: {"outdated" if args.check else "updated"}'
+                  if was_changed else f'{path}: up to date')
+        outdated += [p for p, c in changed.items() if c]
+    if args.model_index:
+        if write_model_index(REPO, check=args.check):
+            outdated.append('model-index.yml')
+            print(f'model-index.yml: '
+                  f'{"outdated" if args.check else "updated"}')
+        else:
+            print('model-index.yml: up to date')
+    return 1 if args.check and outdated else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
