@@ -13,7 +13,6 @@ pooling are not counted. Papers that quote "GFLOPs" from thop/ultralytics
 count twice that; both figures are printed.
 """
 import argparse
-import functools
 
 import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
 from mmrskd.utils import MMRSKDError, register_all_modules
@@ -45,29 +44,6 @@ def input_shape(shape):
     return (shape[0], shape[0]) if len(shape) == 1 else tuple(shape)
 
 
-def model_config(cfg):
-    """The detector to measure: the model, or a distiller's student."""
-    model = cfg.model
-    if 'student' not in model:
-        return model, 'model'
-    from mmrskd.models.distillers.single_teacher_distiller import \
-        resolve_model_cfg
-    return resolve_model_cfg(model.student, 'model.student'), \
-        'model.student (the distiller\'s student)'
-
-
-def blank_batch(model, height, width):
-    """One zero image through the model's data preprocessor."""
-    import torch
-    from mmdet.structures import DetDataSample
-    sample = DetDataSample(metainfo=dict(
-        img_shape=(height, width), ori_shape=(height, width),
-        scale_factor=(1., 1.)))
-    image = torch.zeros((3, height, width), dtype=torch.uint8)
-    return model.data_preprocessor(
-        dict(inputs=[image], data_samples=[sample]), False)
-
-
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
@@ -77,27 +53,17 @@ def main(argv=None):
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
 
-    import torch
-    from mmengine.analysis import get_model_complexity_info
-    from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
 
-    from mmrskd.registry import MODELS
+    from mmrskd.utils.complexity import deployed_model_cfg, model_complexity
     init_default_scope(cfg.get('default_scope', 'mmrskd'))
-    model_cfg, which = model_config(cfg)
-    model = revert_sync_batchnorm(MODELS.build(model_cfg)).eval()
-    data = blank_batch(model, height, width)
-    # the tensor forward of two-stage detectors needs the data samples
-    model.forward = functools.partial(
-        model.forward, data_samples=data['data_samples'], mode='tensor')
-    with torch.no_grad():
-        result = get_model_complexity_info(
-            model,
-            inputs=data['inputs'],
-            show_table=args.show_table,
-            show_arch=False)
+    model_cfg = deployed_model_cfg(cfg)
+    which = 'model.student (the distiller\'s student)' \
+        if 'student' in cfg.model else 'model'
+    result = model_complexity(model_cfg, (height, width),
+                              show_table=args.show_table)
 
-    padded = tuple(data['inputs'].shape[-2:])
+    padded = result['input_shape']
     print(f'config: {args.config} [{which}]')
     print(f'input shape: {(height, width)} -> {padded} after padding')
     print(f'params: {result["params"] / 1e6:.3f} M')
@@ -105,7 +71,7 @@ def main(argv=None):
     print(f'GFLOPs as thop/ultralytics count them: '
           f'{2 * result["flops"] / 1e9:.3f} G')
     if args.show_table:
-        print(result['out_table'])
+        print(result['table'])
     return result
 
 

@@ -22,7 +22,7 @@ import re
 import shutil
 from typing import Optional, Tuple
 
-from mmrskd.engine.sweep.complexity import (deployed_model_cfg,
+from mmrskd.utils.complexity import (deployed_model_cfg,
                                             model_complexity,
                                             test_input_shape)
 from mmrskd.engine.sweep.logs import read_run_log

@@ -152,7 +152,7 @@ class ComplexityCache:
     def get(self, cfg) -> Optional[dict]:
         from mmengine.registry import init_default_scope
 
-        from mmrskd.engine.sweep.complexity import (deployed_model_cfg,
+        from mmrskd.utils.complexity import (deployed_model_cfg,
                                                     model_complexity,
                                                     test_input_shape)
         shape = test_input_shape(cfg)

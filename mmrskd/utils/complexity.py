@@ -43,17 +43,19 @@ def test_input_shape(cfg) -> Optional[Tuple[int, int]]:
     return None
 
 
-def model_complexity(model_cfg, input_shape: Tuple[int, int]) -> dict:
+def model_complexity(model_cfg, input_shape: Tuple[int, int],
+                     show_table: bool = False) -> dict:
     """Count a detector's parameters and FLOPs on one blank image.
 
     Args:
         model_cfg (dict): a detector model config (built in the current
             default scope, or its own ``_scope_``).
         input_shape (tuple[int, int]): ``(H, W)`` before padding.
+        show_table (bool): also return mmengine's per-module table.
 
     Returns:
-        dict: ``params`` (int), ``flops`` (int) and ``input_shape`` (the
-        padded ``(H, W)`` the model saw).
+        dict: ``params`` (int), ``flops`` (int), ``input_shape`` (the
+        padded ``(H, W)`` the model saw) and, with ``show_table``, ``table``.
     """
     import torch
     from mmdet.structures import DetDataSample
@@ -83,9 +85,12 @@ def model_complexity(model_cfg, input_shape: Tuple[int, int]) -> dict:
     try:
         with torch.no_grad():
             info = get_model_complexity_info(model, inputs=data['inputs'],
-                                             show_table=False,
+                                             show_table=show_table,
                                              show_arch=False)
     finally:
         logger.setLevel(level)
-    return dict(params=int(info['params']), flops=int(info['flops']),
-                input_shape=tuple(data['inputs'].shape[-2:]))
+    result = dict(params=int(info['params']), flops=int(info['flops']),
+                  input_shape=tuple(data['inputs'].shape[-2:]))
+    if show_table:
+        result['table'] = info['out_table']
+    return result
