@@ -86,7 +86,9 @@ def run_quietly(command, log_path):
         for line in process.stdout:
             log.write(line)
             if any(key in line for key in shown):
-                print('   ', line.rstrip()[-150:], flush=True)
+                # drop mmengine's "date time - mmengine - INFO - " prefix
+                text = line.rstrip().split(' - INFO - ')[-1]
+                print('   ', text[:150], flush=True)
         if process.wait() != 0:
             with open(log_path) as f:
                 sys.stdout.write(''.join(f.readlines()[-40:]))

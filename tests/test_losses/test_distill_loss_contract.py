@@ -24,6 +24,9 @@ STRIDE = 8
 
 # name -> list of (case id, constructor kwargs, channels of preds)
 CASES = {
+    'CSAKDAttentionAlignmentLoss': [
+        ('positions', dict(), 4),
+        ('elements', dict(normalizer='elements', attend_teacher=True), 4)],
     'FitNetLoss': [('none', dict(), 3),
                    ('level', dict(normalize='level'), 3)],
     'LogitKDLoss': [('softmax', dict(T=2.0), 3),
@@ -69,7 +72,7 @@ def forward_args(name):
 def build_loss(name, kwargs, channels, num_levels=1, loss_weight=1.0,
                seed=0):
     cfg = dict(type=name, loss_weight=loss_weight, **kwargs)
-    if name == 'FGDLoss':
+    if name in ('CSAKDAttentionAlignmentLoss', 'FGDLoss'):
         cfg['in_channels'] = [channels] * num_levels
     torch.manual_seed(seed)
     loss = MODELS.build(cfg)

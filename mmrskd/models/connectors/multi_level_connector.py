@@ -16,19 +16,26 @@ class MultiLevelConnector(nn.Module):
         in_channels (Sequence[int] | None): per-level input channels, when
             they differ between levels (e.g. a student backbone tap);
             overrides ``connector['in_channels']``.
+        out_channels (Sequence[int] | None): per-level output channels (e.g.
+            a YOLOv8/RTMDet teacher neck, wider at coarser levels);
+            overrides ``connector['out_channels']``.
     """
 
-    def __init__(self, connector, num_levels, in_channels=None):
+    def __init__(self, connector, num_levels, in_channels=None,
+                 out_channels=None):
         super().__init__()
-        if in_channels is not None and len(in_channels) != num_levels:
-            raise MMRSKDError(f'MultiLevelConnector: in_channels has '
-                              f'{len(in_channels)} entries for {num_levels} '
-                              'levels')
+        per_level = dict(in_channels=in_channels, out_channels=out_channels)
+        for key, values in per_level.items():
+            if values is not None and len(values) != num_levels:
+                raise MMRSKDError(f'MultiLevelConnector: {key} has '
+                                  f'{len(values)} entries for {num_levels} '
+                                  'levels')
         levels = []
         for level in range(num_levels):
             cfg = copy.deepcopy(connector)
-            if in_channels is not None:
-                cfg['in_channels'] = in_channels[level]
+            for key, values in per_level.items():
+                if values is not None:
+                    cfg[key] = values[level]
             levels.append(MODELS.build(cfg))
         self.levels = nn.ModuleList(levels)
 

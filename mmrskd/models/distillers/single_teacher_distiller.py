@@ -91,6 +91,37 @@ def _num_classes(detector):
     return None
 
 
+def align_moments(value, reference, where, eps=1e-6):
+    """Standardise each channel of ``value`` over ``(N, H, W)`` and give it
+    the mean and std of the same channel of ``reference``.
+
+    Args:
+        value (Tensor | Sequence[Tensor]): ``(N, C, H, W)`` maps, or one
+            per level.
+        reference (Tensor | Sequence[Tensor]): the same shapes; treated as
+            constants.
+        where (str): the config key, for error messages.
+
+    Returns:
+        Tensor | tuple[Tensor]: like ``value``.
+    """
+    if torch.is_tensor(value):
+        return align_moments([value], [reference], where, eps)[0]
+    if _shapes(value) != _shapes(reference):
+        raise MMRSKDError(f'{where}: shapes {_shapes(value)} and '
+                          f'{_shapes(reference)} differ; align a source '
+                          'adapted to the teacher\'s channels')
+    aligned = []
+    for feat, ref in zip(value, reference):
+        var, mean = torch.var_mean(feat, dim=(0, 2, 3), keepdim=True,
+                                   correction=0)
+        ref_var, ref_mean = torch.var_mean(ref.detach(), dim=(0, 2, 3),
+                                           keepdim=True, correction=0)
+        aligned.append((feat - mean) / (var.sqrt() + eps) * ref_var.sqrt() +
+                       ref_mean)
+    return tuple(aligned)
+
+
 @MODELS.register_module()
 class SingleTeacherDistiller(BaseModel):
     """Distil a frozen teacher detector into a student detector.
@@ -108,7 +139,10 @@ class SingleTeacherDistiller(BaseModel):
         cross_forwards (dict[str, dict]): run frozen teacher modules on
             student values with gradient (CrossKD-style), by name:
             ``dict(source=<source>, modules=['bbox_head.cls_convs.3', ...],
-            per_level=False)``. Results are sources for the mappings.
+            per_level=False, align_to=None)``; ``align_to=<teacher source>``
+            gives each channel of the source the mean and std of the same
+            channel of the teacher value first (CrossKD's ``align_scale``).
+            Results are sources for the mappings.
         distill_losses (dict[str, dict]): registered losses by name; names
             must contain ``'loss'`` so mmengine backpropagates them.
         loss_mappings (dict[str, dict]): loss argument → source, see
@@ -235,7 +269,9 @@ class SingleTeacherDistiller(BaseModel):
             parsed[name] = dict(
                 source=Source.parse(spec['source'], f'{where}.source'),
                 modules=list(modules),
-                per_level=bool(spec.get('per_level', False)))
+                per_level=bool(spec.get('per_level', False)),
+                align_to=None if spec.get('align_to') is None else
+                Source.parse(spec['align_to'], f'{where}.align_to'))
         return parsed
 
     def init_weights(self):
@@ -373,6 +409,10 @@ class SingleTeacherDistiller(BaseModel):
         if key not in cache:
             spec = self.cross_forwards[name]
             value = self._resolve(spec['source'], context, cache)
+            if spec['align_to'] is not None:
+                value = align_moments(
+                    value, self._resolve(spec['align_to'], context, cache),
+                    f'cross_forwards.{name}.align_to')
             modules = [self.teacher.get_submodule(p) for p in spec['modules']]
 
             def run(x):
