@@ -161,6 +161,15 @@ def test_method_tap_records_label_assignment():
     assert len(labels_list) == 5  # one label map per FPN level
 
 
+def test_copies_share_the_teacher(distiller):
+    distiller.distill_losses['loss_fpn'].seen = None  # the test's own spy
+    twin = copy.deepcopy(distiller)
+    assert twin.teacher is distiller.teacher
+    assert twin.student is not distiller.student
+    assert torch.equal(twin.student.neck.fpn_convs[0].conv.weight,
+                       distiller.student.neck.fpn_convs[0].conv.weight)
+
+
 def test_student_submodules_are_reachable_for_detector_hooks(distiller):
     assert distiller.bbox_head is distiller.student.bbox_head
     assert distiller.neck is distiller.student.neck

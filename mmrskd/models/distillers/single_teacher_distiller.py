@@ -292,6 +292,16 @@ class SingleTeacherDistiller(BaseModel):
                 return student._modules[name]
             raise
 
+    def __deepcopy__(self, memo):
+        # Copies of the model (EMAHook's averaged model) share the frozen
+        # teacher instead of holding a second one.
+        memo[id(self.teacher)] = self.teacher
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for key, value in self.__dict__.items():
+            copied.__dict__[key] = copy.deepcopy(value, memo)
+        return copied
+
     def _apply(self, fn, *args, **kwargs):
         # .to()/.cuda()/.half() must move the teacher too.
         self.teacher._apply(fn, *args, **kwargs)
