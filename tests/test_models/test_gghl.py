@@ -419,6 +419,16 @@ def test_jol_terms_match_hand_computation():
          stride=8, img_area=4096)['loss_pos'].backward()
     assert pred_bboxes.grad[0, 0].abs().sum() > 0
 
+    # saturated class logits: sigmoid underflows to 0 / rounds to 1, yet the
+    # joint-score BCE keeps finite gradients (it is computed from log p)
+    for value in (-200., 200.):
+        saturated = torch.full_like(cls, value).requires_grad_(True)
+        out = loss(saturated, obj, pred_bboxes.detach(), pred_dist, pred_orc,
+                   pred_ratio, targets, stride=8, img_area=4096)
+        out['loss_pos'].backward()
+        assert torch.isfinite(out['loss_pos'])
+        assert torch.isfinite(saturated.grad).all()
+
 
 def test_jol_reduce_normalises_per_image():
     terms = dict(

@@ -9,6 +9,7 @@ from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
 from torch import Tensor
 
 from mmrskd.models.dense_heads.gghl_head import GGHLHead, flatten_level
+from mmrskd.models.losses.jol_loss import soft_bce_from_log_probs
 from mmrskd.models.losses.utils import check_choice
 from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError
@@ -16,21 +17,6 @@ from mmrskd.utils import MMRSKDError
 BOX_TERMS = ('iou', 'obb', 'area', 'l')
 COMBINE_MODES = ('reweight', 'additive', 'full')
 NUM_HEAD_OUTPUTS = 5  # cls, ltrb, vertex offsets, area ratio, objectness
-
-
-def _log1mexp(log_p: Tensor) -> Tensor:
-    """``log(1 - exp(log_p))`` for ``log_p < 0``, accurate on both ends."""
-    return torch.where(log_p > -0.6931, torch.log(-torch.expm1(log_p)),
-                       torch.log1p(-torch.exp(log_p)))
-
-
-def soft_bce_from_log_probs(log_p: Tensor, target: Tensor) -> Tensor:
-    """Elementwise ``BCE(p, target)`` from ``log p``, with finite gradients
-    for saturated probabilities (0 or 1), unlike ``log(p)`` of a
-    probability that underflowed; logs are clamped at -100 like
-    :func:`F.binary_cross_entropy`."""
-    log_p = log_p.clamp(min=-100, max=-1e-30)
-    return -(target * log_p + (1 - target) * _log1mexp(log_p))
 
 
 @MODELS.register_module()

@@ -15,12 +15,19 @@ TARGET_KEYS = ('heatmap', 'pos_mask', 'bboxes', 'distances', 'orc', 'ratios',
                'area_weights')
 
 
-def binary_cross_entropy_on_probs(probs: Tensor, target: Tensor) -> Tensor:
-    """Elementwise BCE on probabilities, logs clamped at -100 like
-    ``F.binary_cross_entropy``, which autocast refuses to run."""
-    log_p = probs.log().clamp(min=-100)
-    log_not_p = (1 - probs).log().clamp(min=-100)
-    return -(target * log_p + (1 - target) * log_not_p)
+def _log1mexp(log_p: Tensor) -> Tensor:
+    """``log(1 - exp(log_p))`` for ``log_p < 0``, accurate on both ends."""
+    return torch.where(log_p > -0.6931, torch.log(-torch.expm1(log_p)),
+                       torch.log1p(-torch.exp(log_p)))
+
+
+def soft_bce_from_log_probs(log_p: Tensor, target: Tensor) -> Tensor:
+    """Elementwise ``BCE(p, target)`` from ``log p``, with finite gradients
+    for saturated probabilities (0 or 1), unlike ``log(p)`` of a
+    probability that underflowed; logs are clamped at -100 like
+    :func:`F.binary_cross_entropy`, which autocast refuses to run."""
+    log_p = log_p.clamp(min=-100, max=-1e-30)
+    return -(target * log_p + (1 - target) * _log1mexp(log_p))
 
 
 @MODELS.register_module()
@@ -205,7 +212,10 @@ class JOLLoss(nn.Module):
         joint_score = cls_prob * loc_quality[..., None]
         pos_target = joint_score.new_full(joint_score.shape,
                                           1 - delta + delta / num_classes)
-        pos_bce = binary_cross_entropy_on_probs(joint_score, pos_target)
+        # log(sigmoid(cls) * s_loc), finite for saturated class logits
+        log_joint = F.logsigmoid(cls_score) + \
+            loc_quality.clamp(min=1e-30).log()[..., None]
+        pos_bce = soft_bce_from_log_probs(log_joint, pos_target)
         neg_bce = F.binary_cross_entropy_with_logits(
             cls_score,
             joint_score.new_full(cls_score.shape, delta / num_classes),
