@@ -407,7 +407,18 @@ class SingleTeacherDistiller(BaseModel):
             value = select(self._lookup(source.name, context, cache),
                            source.index)
             if source.connector is not None:
-                value = self.connectors[source.connector](value)
+                try:
+                    value = self.connectors[source.connector](value)
+                except RuntimeError as err:
+                    # first step: a shape mismatch is a config error
+                    if self._first_step_checked or isinstance(
+                            err, torch.OutOfMemoryError):
+                        raise
+                    raise MMRSKDError(
+                        f'connectors.{source.connector} cannot take '
+                        f'{source.name} of shapes {_shapes(value)} '
+                        f'({str(err).splitlines()[0]}); set its in_channels '
+                        'to the student\'s channels') from None
             if source.detach:
                 value = type(value)(v.detach() for v in value) if isinstance(
                     value, (tuple, list)) else value.detach()

@@ -168,9 +168,10 @@ class RotatedIoULoss(nn.Module):
         ``(N, )`` or ``(N, 5)`` (then averaged over the last dim, as
         mmrotate does)."""
         reduction = reduction_override or self.reduction
-        if weight is not None and not torch.any(weight > 0) and \
-                reduction != 'none':
-            return (pred * weight).sum()  # keeps the graph, value 0
+        nothing_to_learn = pred.numel() == 0 or (
+            weight is not None and not torch.any(weight > 0))
+        if nothing_to_learn and reduction != 'none':
+            return pred.sum() * 0  # keeps the graph, value 0
         if weight is not None and weight.dim() > 1:
             weight = weight.mean(-1)
         return self.loss_weight * rotated_iou_loss(
