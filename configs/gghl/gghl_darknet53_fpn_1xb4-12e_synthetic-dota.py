@@ -46,7 +46,7 @@ test_evaluator = val_evaluator
 
 max_epochs = 12
 train_cfg = dict(
-    type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=12)
+    type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=12)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(
@@ -64,7 +64,7 @@ param_scheduler = [
 ]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=4, max_keep_ckpts=1),
     visualization=dict(type='mmdet.DetVisualizationHook', draw=False))
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)

@@ -70,7 +70,7 @@ train_dataloader = dict(
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     checkpoint=dict(
-        type='CheckpointHook', interval=10, max_keep_ckpts=3,
+        type='AtomicCheckpointHook', interval=10, max_keep_ckpts=3,
         save_best='auto'))
 train_cfg = dict(
     val_interval=10,

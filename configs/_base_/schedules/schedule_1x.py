@@ -1,5 +1,5 @@
 # 12 epochs, SGD, step decay at 8 and 11 (mmdet/mmrotate 1x)
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=1)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=12, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

@@ -1,7 +1,7 @@
 # LTD's released NWPU VHR-10 schedule (Molly6/LTD configs/all_gfl18-101.py):
 # 50 epochs, SGD lr 0.001 (1 GPU x 8 images), linear warm-up over 500
 # iterations from lr/80, x0.1 at epoch 40, gradient clipping at 35.
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=50, val_interval=1)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=50, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 

@@ -2,7 +2,7 @@
 # synthetic sets on a CPU (as configs/demo/_base_.py).
 _base_ = '../../_base_/default_runtime.py'
 
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=12)
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=12, val_interval=12)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
@@ -18,7 +18,7 @@ param_scheduler = [
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='CheckpointHook', interval=4, max_keep_ckpts=1),
+    checkpoint=dict(type='AtomicCheckpointHook', interval=4, max_keep_ckpts=1),
     visualization=dict(type='mmdet.DetVisualizationHook', draw=False))
 log_processor = dict(window_size=10)
 randomness = dict(seed=0)
