@@ -220,7 +220,7 @@ def test_monotone_weight_is_linear_in_progress():
 @pytest.mark.parametrize('config,rotated', [
     ('configs/admd/admd_fcos_r18-w16_fcos_r34-w32_12e_synthetic-dior.py',
      False),
-    ('configs/admd/admd_rotated-retinanet_r18-w16_rotated-retinanet_r34-w32'
+    ('configs/admd/admd_rotated-retinanet_r18-w16_rotated-retinanet_r18-w16-24e'
      '_12e_synthetic-dota.py', True),
 ])
 def test_cpu_config_trains_two_iterations(config, rotated):

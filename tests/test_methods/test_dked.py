@@ -27,7 +27,7 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SYNTHETIC_GGHL = ('configs/dked/dked_lodet_mobilenetv2-w0.5_gghl_'
                   'cspdarknet-w0.25_12e_synthetic-dota.py')
 SYNTHETIC_RETINANET = ('configs/dked/dked_rotated-retinanet_r18-w16_'
-                       'rotated-retinanet_r34-w32_12e_synthetic-dota.py')
+                       'rotated-retinanet_r18-w16-24e_12e_synthetic-dota.py')
 
 
 def softmax(row):

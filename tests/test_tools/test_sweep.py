@@ -611,7 +611,7 @@ def test_demo_sweep_killed_externally_then_resumed(tmp_path):
     data = tmp_path / 'data'
     generate('dota', str(data), 40, seed=0)
     config = osp.join(REPO, 'configs', 'demo', 'pkd_rotated-retinanet_r18-w16'
-                      '_rotated-retinanet_r34-w32_12e_synthetic-dota.py')
+                      '_rotated-retinanet_r18-w16-24e_12e_synthetic-dota.py')
     work_dir = str(tmp_path / 'sweep')
     command = [
         sys.executable, osp.join(REPO, 'tools', 'sweep.py'), config,
@@ -623,7 +623,7 @@ def test_demo_sweep_killed_externally_then_resumed(tmp_path):
         f'test_dataloader.dataset.data_root={data}/',
         'default_hooks.checkpoint.interval=1']
     target = osp.join(work_dir, 'pkd_rotated-retinanet_r18-w16_rotated-'
-                      'retinanet_r34-w32_12e_synthetic-dota', 'loss_weight=1,'
+                      'retinanet_r18-w16-24e_12e_synthetic-dota', 'loss_weight=1,'
                       'seed=1')
     sweep = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)

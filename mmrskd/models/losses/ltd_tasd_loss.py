@@ -129,7 +129,7 @@ class LTDTASDLoss(nn.Module):
         self.num_base_priors = self.prior_generator.num_base_priors[0]
         self.hbox_assigner = ATSSAssigner(topk)
         self.rbox_assigner = RotatedATSSAssigner(
-            topk, iou_calculator=dict(type='mmrotate.RBboxOverlaps2D'))
+            topk, iou_calculator=dict(type='FastRBboxOverlaps2D'))
         self.vlr_assigner = TASK_UTILS.build(vlr_assigner)
         if task == 'reg':
             self.divergence = MODELS.build(

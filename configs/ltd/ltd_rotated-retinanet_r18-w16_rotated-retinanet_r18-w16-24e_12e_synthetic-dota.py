@@ -1,10 +1,9 @@
-# LTD on the CPU demo pair (narrow Rotated RetinaNets, synthetic DOTA): a
-# detector outside the paper with 9 anchors per position, no DFL
-# distributions and different FPN widths (64 -> 128). TASD keeps its two
-# classification terms, assigned on the RetinaNet anchors (their horizontal
-# form) against the rotated GT; the pyramid-pooled CCD term compares the
-# calibrated student output with the teacher ('adapted'), since the raw
-# widths differ. Train the teacher first (tools/demo.py does).
+# LTD on the CPU demo pair (narrow Rotated RetinaNets, synthetic DOTA; the
+# teacher is the same architecture trained twice as long): a detector outside
+# the paper with 9 anchors per position and no DFL distributions. TASD keeps
+# its two classification terms, assigned on the RetinaNet anchors (their
+# horizontal form) against the rotated GT. Train the teacher first
+# (tools/demo.py does).
 _base_ = ['../demo/_base_.py', './_base_/ltd_gfl.py']
 retinanet_anchors = dict(
     type='mmdet.AnchorGenerator',
@@ -14,19 +13,18 @@ retinanet_anchors = dict(
     strides=[8, 16, 32, 64, 128])
 model = dict(
     student='mmrskd::demo/rotated-retinanet_r18-w16_12e_synthetic-dota.py',
-    teacher='mmrskd::demo/rotated-retinanet_r34-w32_12e_synthetic-dota.py',
-    teacher_ckpt='work_dirs/demo/teacher/epoch_12.pth',
+    teacher='mmrskd::demo/rotated-retinanet_r18-w16_24e_synthetic-dota.py',
+    teacher_ckpt='work_dirs/demo/teacher/epoch_24.pth',
     connectors=dict(
-        att_adapter=dict(connector=dict(in_channels=64, out_channels=128))),
+        att_adapter=dict(connector=dict(in_channels=64, out_channels=64))),
     distill_losses=dict(
         _delete_=True,
         loss_att={{_base_.model.distill_losses.loss_att}},
         loss_ccd=dict(
             type='LTDCCDLoss',
             in_channels=64,
-            out_channels=128,
+            out_channels=64,
             binding='fusion',
-            pooled_student='adapted',
             loss_weight=0.5),
         loss_kd=dict(
             type='LTDTASDLoss', task='cls', region='pos', T=2,

@@ -1,6 +1,6 @@
 # DKED's feature terms on the CPU demo pair (narrow Rotated RetinaNets,
-# synthetic DOTA, 256 px): a detector outside the paper, different widths
-# (backbone 128 -> 256 ch, FPN 64 -> 128 ch), G rendered from the GT on the
+# synthetic DOTA, 256 px): a detector outside the paper, a teacher of the
+# same architecture trained twice as long (backbone 128 ch, FPN 64 ch), G rendered from the GT on the
 # five FPN levels (the DOTA config's size thresholds, scaled to 256 px).
 # Train the teacher first (tools/demo.py does).
 _base_ = ['../demo/_base_.py']
@@ -8,8 +8,8 @@ fpn_strides = (8, 16, 32, 64, 128)
 model = dict(
     type='SingleTeacherDistiller',
     student='mmrskd::demo/rotated-retinanet_r18-w16_12e_synthetic-dota.py',
-    teacher='mmrskd::demo/rotated-retinanet_r34-w32_12e_synthetic-dota.py',
-    teacher_ckpt='work_dirs/demo/teacher/epoch_12.pth',
+    teacher='mmrskd::demo/rotated-retinanet_r18-w16_24e_synthetic-dota.py',
+    teacher_ckpt='work_dirs/demo/teacher/epoch_24.pth',
     taps=dict(
         s_backbone='student.backbone',
         t_backbone='teacher.backbone',
@@ -17,16 +17,16 @@ model = dict(
         t_fpn='teacher.neck'),
     connectors=dict(
         fcd_adapter=dict(
-            type='ConvBNConnector', in_channels=128, out_channels=256)),
+            type='ConvBNConnector', in_channels=128, out_channels=128)),
     distill_losses=dict(
         loss_fcd=dict(
             type='DKEDFeatureCorrelationLoss',
-            in_channels=256,
+            in_channels=128,
             teacher_embedding='frozen',
             loss_weight=1.0),
         loss_drfd=dict(
             type='DKEDFeatureResponseLoss',
-            in_channels=(128, ) * 5,
+            in_channels=(64, ) * 5,
             student_channels=(64, ) * 5,
             teacher_ddc='frozen',
             assigner=dict(
