@@ -1,5 +1,6 @@
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
 import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -91,6 +92,44 @@ class ADMDLoss(nn.Module):
         Returns:
             Tensor: scalar fp32 loss multiplied by ``loss_weight``.
         """
+        levels_S, levels_T = self._levels(preds_S, preds_T,
+                                          batch_gt_instances, batch_img_metas)
+        loss = levels_S[0].new_zeros(())
+        for pred_S, pred_T in zip(levels_S, levels_T):
+            sq_error = (pred_S - pred_T)**2
+            mask = self._level_mask(sq_error, pred_T, batch_gt_instances,
+                                    batch_img_metas)
+            num_imgs, _, height, width = sq_error.shape
+            loss = loss + (mask * sq_error).sum() / (num_imgs * height * width)
+        return self.loss_weight * loss
+
+    @torch.no_grad()
+    def kd_maps(self,
+                preds_S: MultiLevelTensor,
+                preds_T: MultiLevelTensor,
+                batch_gt_instances: Optional[Sequence[InstanceData]] = None,
+                batch_img_metas: Optional[Sequence[Dict]] = None
+                ) -> Dict[str, List[Tensor]]:
+        """The weight :math:`M` of every level (foreground prior included),
+        for visualisation; takes the arguments of :meth:`forward`.
+
+        Returns:
+            dict[str, list[Tensor]]: ``'mask'``: one ``(N, H_l, W_l)`` map
+            per level.
+        """
+        levels_S, levels_T = self._levels(preds_S, preds_T,
+                                          batch_gt_instances, batch_img_metas)
+        return dict(mask=[
+            self._level_mask((pred_S - pred_T)**2, pred_T, batch_gt_instances,
+                             batch_img_metas)[:, 0]
+            for pred_S, pred_T in zip(levels_S, levels_T)
+        ])
+
+    def _levels(self, preds_S: MultiLevelTensor, preds_T: MultiLevelTensor,
+                batch_gt_instances: Optional[Sequence[InstanceData]],
+                batch_img_metas: Optional[Sequence[Dict]]
+                ) -> Tuple[List[Tensor], List[Tensor]]:
+        """Checked fp32 ``(N, C, H, W)`` student and teacher levels."""
         name = type(self).__name__
         levels_S, levels_T = pair_levels(name, preds_S, preds_T)
         if any(pred.dim() != 4 for pred in levels_S):
@@ -104,16 +143,18 @@ class ADMDLoss(nn.Module):
                 f"{name}: fg_prior=True needs batch_gt_instances="
                 "'gt_instances' and batch_img_metas='img_metas' in "
                 'loss_mappings (or set fg_prior=False)')
-        loss = levels_S[0].new_zeros(())
-        for pred_S, pred_T in zip(levels_S, levels_T):
-            sq_error = (pred_S - pred_T)**2
-            mask = self.discrepancy_mask(sq_error.detach())
-            if self.fg_prior:
-                mask = mask * (1 + self._fg_mask(pred_T, batch_gt_instances,
-                                                 batch_img_metas))
-            num_imgs, _, height, width = sq_error.shape
-            loss = loss + (mask * sq_error).sum() / (num_imgs * height * width)
-        return self.loss_weight * loss
+        return levels_S, levels_T
+
+    def _level_mask(self, sq_error: Tensor, pred_T: Tensor,
+                    batch_gt_instances: Optional[Sequence[InstanceData]],
+                    batch_img_metas: Optional[Sequence[Dict]]) -> Tensor:
+        """:math:`M` ``(N, 1, H, W)`` of one level from its ``(N, C, H, W)``
+        squared error, times ``1 + G`` with ``fg_prior``."""
+        mask = self.discrepancy_mask(sq_error.detach())
+        if self.fg_prior:
+            mask = mask * (1 + self._fg_mask(pred_T, batch_gt_instances,
+                                             batch_img_metas))
+        return mask
 
     def discrepancy_mask(self, sq_error: Tensor) -> Tensor:
         """``H*W * softmax_hw(mean_c sq_error / tau)`` per image.

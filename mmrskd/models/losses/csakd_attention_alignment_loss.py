@@ -1,4 +1,4 @@
-from typing import Sequence, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -106,15 +106,7 @@ class CSAKDAttentionAlignmentLoss(nn.Module):
         Returns:
             Tensor: scalar fp32 loss multiplied by ``loss_weight``.
         """
-        name = type(self).__name__
-        levels_S, levels_T = pair_levels(name, preds_S, preds_T)
-        channels = [feat.shape[1] if feat.dim() == 4 else None
-                    for feat in levels_S]
-        if channels != self.in_channels:
-            raise MMRSKDError(
-                f'{name}: got (N, C, H, W) maps with C = {channels}, built '
-                f'for in_channels={self.in_channels}; set in_channels to the '
-                'teacher neck channels per level')
+        levels_S, levels_T = self._levels(preds_S, preds_T)
         # autocast would run the query/key convs in half precision
         with torch.autocast(levels_S[0].device.type, enabled=False):
             loss = levels_S[0].new_zeros(())
@@ -130,3 +122,36 @@ class CSAKDAttentionAlignmentLoss(nn.Module):
                     divisor //= feat_S.shape[1]
                 loss = loss + squared_error.sum() / divisor
         return self.loss_weight * loss
+
+    @torch.no_grad()
+    def kd_maps(self, preds_S: MultiLevelTensor,
+                preds_T: MultiLevelTensor) -> Dict[str, List[Tensor]]:
+        """The attention :math:`A_l` of every level, for visualisation;
+        takes the arguments of :meth:`forward`.
+
+        Returns:
+            dict[str, list[Tensor]]: ``'attention'``: one ``(N, H_l, W_l)``
+            map in (0, 1) per level.
+        """
+        levels_S, levels_T = self._levels(preds_S, preds_T)
+        with torch.autocast(levels_S[0].device.type, enabled=False):
+            return dict(attention=[
+                self.attention(level, feat_S, feat_T)[:, 0]
+                for level, (feat_S, feat_T) in enumerate(
+                    zip(levels_S, levels_T))
+            ])
+
+    def _levels(self, preds_S: MultiLevelTensor, preds_T: MultiLevelTensor
+                ) -> Tuple[List[Tensor], List[Tensor]]:
+        """fp32 student and teacher levels, ``(N, C_l, H_l, W_l)`` with the
+        built ``in_channels``."""
+        name = type(self).__name__
+        levels_S, levels_T = pair_levels(name, preds_S, preds_T)
+        channels = [feat.shape[1] if feat.dim() == 4 else None
+                    for feat in levels_S]
+        if channels != self.in_channels:
+            raise MMRSKDError(
+                f'{name}: got (N, C, H, W) maps with C = {channels}, built '
+                f'for in_channels={self.in_channels}; set in_channels to the '
+                'teacher neck channels per level')
+        return levels_S, levels_T

@@ -1,7 +1,7 @@
 """DKED direction-adaptive feature response distillation (Huang, Li & Tao,
 ICASSP 2022)."""
 import copy
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -164,11 +164,7 @@ class DKEDFeatureResponseLoss(nn.Module):
         Returns:
             Tensor: scalar fp32 loss multiplied by ``loss_weight``.
         """
-        name = type(self).__name__
-        levels_S, levels_T = pair_levels(
-            name, _as_levels(student_feats), _as_levels(teacher_feats),
-            same_shape=False)
-        self._check_shapes(levels_S, levels_T)
+        levels_S, levels_T = self._levels(student_feats, teacher_feats)
         heatmaps = self._heatmaps(levels_T, batch_targets,
                                   batch_gt_instances, batch_img_metas)
         # autocast would run the DDCs in half precision
@@ -176,16 +172,64 @@ class DKEDFeatureResponseLoss(nn.Module):
             loss = levels_S[0].new_zeros(())
             for level, (feat_S, feat_T, heatmap) in enumerate(
                     zip(levels_S, levels_T, heatmaps)):
-                with torch.set_grad_enabled(
-                        torch.is_grad_enabled()
-                        and self.teacher_ddc == 'trainable'):
-                    response_T = self.teacher_ddcs[level](feat_T)
-                response_S = self.student_ddcs[level](
-                    self.adapters[level](feat_S))
+                response_T, response_S = self._responses(
+                    level, feat_S, feat_T)
                 weighted = heatmap * (response_T - response_S)
                 loss = loss + weighted.pow(2).sum() / heatmap.sum().clamp(
                     min=1)
         return self.loss_weight * loss
+
+    @torch.no_grad()
+    def kd_maps(self,
+                student_feats: Sequence[Tensor],
+                teacher_feats: Sequence[Tensor],
+                batch_targets: Optional[List[Dict[str, Tensor]]] = None,
+                batch_gt_instances: Optional[Sequence[InstanceData]] = None,
+                batch_img_metas: Optional[Sequence[Dict]] = None
+                ) -> Dict[str, List[Tensor]]:
+        """The heat map and the DDC responses of every level, for
+        visualisation; takes the arguments of :meth:`forward`.
+
+        Returns:
+            dict[str, list[Tensor]]: one ``(N, H_l, W_l)`` map per level for
+            ``'gaussian'`` (:math:`G_l`, in [0, 1]), ``'response_T'`` and
+            ``'response_S'`` (the channel mean of :math:`|Y'_T|` and
+            :math:`|Y'_S|`).
+        """
+        levels_S, levels_T = self._levels(student_feats, teacher_feats)
+        heatmaps = self._heatmaps(levels_T, batch_targets,
+                                  batch_gt_instances, batch_img_metas)
+        maps = dict(gaussian=[heatmap[:, 0] for heatmap in heatmaps],
+                    response_T=[], response_S=[])
+        with torch.autocast(levels_S[0].device.type, enabled=False):
+            for level, (feat_S, feat_T) in enumerate(zip(levels_S,
+                                                         levels_T)):
+                response_T, response_S = self._responses(
+                    level, feat_S, feat_T)
+                maps['response_T'].append(response_T.abs().mean(1))
+                maps['response_S'].append(response_S.abs().mean(1))
+        return maps
+
+    def _levels(self, student_feats: Sequence[Tensor],
+                teacher_feats: Sequence[Tensor]
+                ) -> Tuple[List[Tensor], List[Tensor]]:
+        """Checked fp32 student ``(N, C^S_l, H_l, W_l)`` and teacher
+        ``(N, C_l, H_l, W_l)`` levels."""
+        levels_S, levels_T = pair_levels(
+            type(self).__name__, _as_levels(student_feats),
+            _as_levels(teacher_feats), same_shape=False)
+        self._check_shapes(levels_S, levels_T)
+        return levels_S, levels_T
+
+    def _responses(self, level: int, feat_S: Tensor,
+                   feat_T: Tensor) -> Tuple[Tensor, Tensor]:
+        """:math:`Y'_T` and :math:`Y'_S`, both ``(N, C_l, H_l, W_l)``, of
+        one level; the teacher DDC gets gradients only when trainable."""
+        with torch.set_grad_enabled(torch.is_grad_enabled()
+                                    and self.teacher_ddc == 'trainable'):
+            response_T = self.teacher_ddcs[level](feat_T)
+        response_S = self.student_ddcs[level](self.adapters[level](feat_S))
+        return response_T, response_S
 
     def _check_shapes(self, levels_S: List[Tensor],
                       levels_T: List[Tensor]) -> None:

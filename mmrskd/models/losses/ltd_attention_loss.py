@@ -1,5 +1,6 @@
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -72,6 +73,46 @@ class LTDAttentionLoss(nn.Module):
         Returns:
             Tensor: scalar fp32 loss multiplied by ``loss_weight``.
         """
+        levels_S, levels_T, attention_src = self._levels(
+            preds_S, preds_T, feats_S)
+        loss = levels_S[0].new_zeros(())
+        for pred_S, pred_T, src_S in zip(levels_S, levels_T, attention_src):
+            mask = self.attention_mask(src_S, pred_T)
+            masked_sum = ((pred_S - pred_T)**2 * mask).sum()
+            loss = loss + masked_sum.clamp_min(self.eps).sqrt()
+        return self.loss_weight * loss
+
+    @torch.no_grad()
+    def kd_maps(self,
+                preds_S: MultiLevelTensor,
+                preds_T: MultiLevelTensor,
+                feats_S: Optional[MultiLevelTensor] = None
+                ) -> Dict[str, List[Tensor]]:
+        """The mask :math:`M` of every level, for visualisation; takes the
+        arguments of :meth:`forward`.
+
+        Returns:
+            dict[str, list[Tensor]]: ``'mask'``: one ``(N, H_l, W_l)`` map
+            per level.
+        """
+        _, levels_T, attention_src = self._levels(preds_S, preds_T, feats_S)
+        return dict(mask=[
+            self.attention_mask(src_S, pred_T)[:, 0]
+            for src_S, pred_T in zip(attention_src, levels_T)
+        ])
+
+    def attention_mask(self, feat_S: Tensor, feat_T: Tensor) -> Tensor:
+        """:math:`M = (A(F_S) + A(T)) / 2`, ``(N, 1, H, W)``, from
+        ``(N, C_S, H, W)`` student and ``(N, C, H, W)`` teacher features."""
+        return (self.spatial_attention(feat_S) +
+                self.spatial_attention(feat_T)) / 2
+
+    def _levels(self, preds_S: MultiLevelTensor, preds_T: MultiLevelTensor,
+                feats_S: Optional[MultiLevelTensor]
+                ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """Checked fp32 levels: adapted student and teacher
+        ``(N, C, H, W)``, and the detached student attention sources
+        ``(N, C_S, H, W)``."""
         name = type(self).__name__
         levels_S, levels_T = pair_levels(name, preds_S, preds_T)
         if feats_S is None:
@@ -80,9 +121,8 @@ class LTDAttentionLoss(nn.Module):
             attention_src, _ = pair_levels(name, feats_S, preds_T,
                                            same_shape=False)
             attention_src = [feat.detach() for feat in attention_src]
-        loss = levels_S[0].new_zeros(())
-        for level, (pred_S, pred_T, src_S) in enumerate(
-                zip(levels_S, levels_T, attention_src)):
+        for level, (pred_S, src_S) in enumerate(zip(levels_S,
+                                                    attention_src)):
             if pred_S.dim() != 4 or src_S.dim() != 4 or \
                     src_S.shape[0] != pred_S.shape[0] or \
                     src_S.shape[2:] != pred_S.shape[2:]:
@@ -90,11 +130,7 @@ class LTDAttentionLoss(nn.Module):
                     f'{name}: level {level} needs (N, C, H, W) features with '
                     f'the same N, H, W; got preds_S {tuple(pred_S.shape)} and '
                     f'feats_S {tuple(src_S.shape)}')
-            mask = (self.spatial_attention(src_S) +
-                    self.spatial_attention(pred_T)) / 2
-            masked_sum = ((pred_S - pred_T)**2 * mask).sum()
-            loss = loss + masked_sum.clamp_min(self.eps).sqrt()
-        return self.loss_weight * loss
+        return levels_S, levels_T, attention_src
 
     def spatial_attention(self, feat: Tensor) -> Tensor:
         """``H*W * softmax_hw(mean_c |F| / t)``: ``(N, C, H, W)`` to

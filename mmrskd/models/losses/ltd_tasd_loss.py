@@ -166,10 +166,8 @@ class LTDTASDLoss(nn.Module):
         levels_S, levels_T = pair_levels(type(self).__name__, logits_S,
                                          logits_T)
         rows_S = [self._to_rows(level) for level in levels_S]
-        rows_T = [self._to_rows(level) for level in levels_T]
-        featmap_sizes = [tuple(level.shape[-2:]) for level in levels_S]
-        regions = self.regions(featmap_sizes, batch_gt_instances, rows_T,
-                               batch_img_metas)
+        rows_T, regions = self._level_regions(levels_T, batch_gt_instances,
+                                              batch_img_metas)
         loss = levels_S[0].new_zeros(())
         for level_S, level_T, region in zip(rows_S, rows_T, regions):
             selected_S, selected_T = level_S[region], level_T[region]
@@ -182,6 +180,43 @@ class LTDTASDLoss(nn.Module):
                 weight=self.row_weights(selected_T),
                 avg_factor=self.avg_factor)
         return self.loss_weight * loss
+
+    def kd_maps(self,
+                logits_S: Sequence[Tensor],
+                logits_T: Sequence[Tensor],
+                batch_gt_instances: Sequence[InstanceData],
+                batch_img_metas: Optional[Sequence[Dict]] = None
+                ) -> Dict[str, List[Tensor]]:
+        """The region of every level, for visualisation; takes the arguments
+        of :meth:`forward`.
+
+        Returns:
+            dict[str, list[Tensor]]: ``region`` (e.g. ``'pos'``): one
+            ``(N, H_l, W_l)`` map per level, the share of each position's
+            ``A`` priors that are in the region (0 or 1 with one prior).
+        """
+        _, levels_T = pair_levels(type(self).__name__, logits_S, logits_T)
+        _, regions = self._level_regions(levels_T, batch_gt_instances,
+                                         batch_img_metas)
+        # mmdet's prior order is (h, w, prior) within a level
+        return {
+            self.region: [
+                region.reshape(len(region), *level.shape[-2:],
+                            -1).float().mean(-1)
+                for region, level in zip(regions, levels_T)
+            ]
+        }
+
+    def _level_regions(self, levels_T: List[Tensor],
+                       batch_gt_instances: Sequence[InstanceData],
+                       batch_img_metas: Optional[Sequence[Dict]]
+                       ) -> Tuple[List[Tensor], List[Tensor]]:
+        """The teacher rows ``(N, H_l * W_l * A, D)`` and the boolean
+        regions ``(N, H_l * W_l * A)`` of ``(N, A * D, H_l, W_l)`` levels."""
+        rows_T = [self._to_rows(level) for level in levels_T]
+        featmap_sizes = [tuple(level.shape[-2:]) for level in levels_T]
+        return rows_T, self.regions(featmap_sizes, batch_gt_instances,
+                                    rows_T, batch_img_metas)
 
     def row_weights(self, rows_T: Tensor) -> Optional[Tensor]:
         """Teacher-softmax weights of a level's rows, summing to their
