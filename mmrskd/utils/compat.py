@@ -212,6 +212,20 @@ def route_local_checkpoints_through_safe_loader():
         prefixes='', loader=load_from_local_safely, force=True)
 
 
+def run_cpu_deform_convs_in_fp32_under_autocast():
+    """mmcv's CPU deformable convolutions (DCN, DCNv2) have no bf16 kernel,
+    so ``--amp`` on the CPU failed on them; under CPU autocast they now get
+    fp32 inputs and run in fp32, as autocast does for torch's own ops
+    without a low-precision kernel. CUDA is left as it is."""
+    from mmcv.ops.deform_conv import DeformConv2dFunction
+    from mmcv.ops.modulated_deform_conv import ModulatedDeformConv2dFunction
+    for function in (DeformConv2dFunction, ModulatedDeformConv2dFunction):
+        function.forward = staticmethod(torch.amp.custom_fwd(
+            function.forward, device_type='cpu', cast_inputs=torch.float32))
+        function.backward = staticmethod(torch.amp.custom_bwd(
+            function.backward, device_type='cpu'))
+
+
 def apply_all():
     """Apply every workaround once; safe to call repeatedly."""
     global _patched
@@ -223,4 +237,5 @@ def apply_all():
     resolve_torchvision_urls_without_torchvision()
     register_checkpoint_safe_globals()
     route_local_checkpoints_through_safe_loader()
+    run_cpu_deform_convs_in_fp32_under_autocast()
     _patched = True

@@ -48,8 +48,9 @@ def model_complexity(model_cfg, input_shape: Tuple[int, int],
     """Count a detector's parameters and FLOPs on one blank image.
 
     Args:
-        model_cfg (dict): a detector model config (built in the current
-            default scope, or its own ``_scope_``).
+        model_cfg (dict | nn.Module): a detector model config (built in the
+            current default scope, or its own ``_scope_``), or a built
+            detector (counted as it is, e.g. with loaded weights).
         input_shape (tuple[int, int]): ``(H, W)`` before padding.
         show_table (bool): also return mmengine's per-module table.
 
@@ -67,14 +68,17 @@ def model_complexity(model_cfg, input_shape: Tuple[int, int],
     height, width = input_shape
     if min(height, width) < 1:
         raise MMRSKDError(f'input shape {input_shape}: give H W >= 1')
-    model = revert_sync_batchnorm(MODELS.build(model_cfg)).eval()
+    model = model_cfg if isinstance(model_cfg, torch.nn.Module) else \
+        MODELS.build(model_cfg)
+    model = revert_sync_batchnorm(model).eval()
     sample = DetDataSample(metainfo=dict(
         img_shape=(height, width), ori_shape=(height, width),
         scale_factor=(1., 1.)))
     data = model.data_preprocessor(
         dict(inputs=[torch.zeros((3, height, width), dtype=torch.uint8)],
              data_samples=[sample]), False)
-    # two-stage detectors need the data samples in their tensor forward
+    # two-stage detectors need the data samples in their tensor forward (an
+    # instance attribute, removed after: a given model is left as it was)
     model.forward = functools.partial(
         model.forward, data_samples=data['data_samples'], mode='tensor')
     # mmengine warns about each op it skips (batch_norm, add, ...); skipping
@@ -89,6 +93,7 @@ def model_complexity(model_cfg, input_shape: Tuple[int, int],
                                              show_arch=False)
     finally:
         logger.setLevel(level)
+        del model.forward
     result = dict(params=int(info['params']), flops=int(info['flops']),
                   input_shape=tuple(data['inputs'].shape[-2:]))
     if show_table:

@@ -216,3 +216,26 @@ def test_torchvision_scheme_resolves_without_torchvision(monkeypatch):
     CheckpointLoader.load_checkpoint('torchvision://resnet18')
     assert fetched == [
         'https://download.pytorch.org/models/resnet18-f37072fd.pth']
+
+
+@pytest.mark.parametrize('layer_type', ['DeformConv2dPack',
+                                        'ModulatedDeformConv2dPack'])
+def test_cpu_deform_convs_run_in_fp32_under_bf16_autocast(layer_type):
+    import mmcv.ops
+    torch.manual_seed(0)
+    layer = getattr(mmcv.ops, layer_type)(4, 6, 3, padding=1)
+    nn.init.normal_(layer.conv_offset.weight, std=0.1)  # non-zero offsets
+    x = torch.randn(2, 4, 8, 8, requires_grad=True)
+    # the need: mmcv's CPU kernels have no bf16 version
+    with pytest.raises(NotImplementedError, match='BFloat16'):
+        layer.to(torch.bfloat16)(x.detach().bfloat16())
+    layer.float()
+    expected = layer(x)
+    (grad_expected, ) = torch.autograd.grad(expected.sum(), x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = layer(x)
+    (grad, ) = torch.autograd.grad(out.sum(), x)
+    assert out.dtype == torch.float32
+    # only the offset conv (a torch conv) ran in bf16 (its rounded offsets move the samples): a few % relative error
+    assert (out - expected).norm() / expected.norm() < 0.06
+    assert (grad - grad_expected).norm() / grad_expected.norm() < 0.06

@@ -1,0 +1,284 @@
+"""Cost of distillation per config: step time, peak memory, teacher share.
+
+For every distiller config, on one synthetic batch (random boxes of the
+config's box type), three variants run interleaved in this process:
+
+* the student trained alone (its detection losses, same optimizer);
+* the teacher's inference forward (no grad, the whole detector);
+* the distillation step (teacher taps, student, connectors, KD losses).
+
+and the script prints::
+
+    overhead      = t(distill step) / (t(student step) + t(teacher forward))
+    memory        = peak(distill step) / (peak(student step)
+                                          + peak(teacher forward))
+    teacher share = t(teacher inside the distill step) / t(distill step)
+    teacher run   = t(teacher inside the distill step) / t(teacher forward)
+    early exit    = t(teacher up to its last tap) / t(same, early exit off)
+
+Times are medians over ``--steps`` rounds after ``--warmup``. A peak is the
+most memory PyTorch's allocator held above its level at the start of the
+step (the weights, shared by all variants, are not counted): read from the
+profiler's allocation events on the CPU, ``max_memory_allocated`` on CUDA.
+``early exit`` < 1 is the saving of stopping the teacher after its last tap
+(1.00 when a tap needs the head's outputs).
+
+Examples::
+
+    # every method config of the CPU benchmark table (benchmarks/README.md)
+    OMP_NUM_THREADS=1 python benchmarks/kd_overhead.py --preset methods
+    # overhead against input size and batch size
+    OMP_NUM_THREADS=1 python benchmarks/kd_overhead.py --preset scaling
+    # any configs, bf16 autocast (the --amp of tools/train.py)
+    python benchmarks/kd_overhead.py configs/admd/admd_*.py --amp
+"""
+import argparse
+import json
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
+from mmrskd.registry import MODELS
+from mmrskd.testing import demo_batch
+from mmrskd.utils import register_all_modules
+from mmrskd.utils.config import load_config
+
+DEMO_PAIR = 'rotated-retinanet_r18-w16_rotated-retinanet_r18-w16-24e_12e_' \
+    'synthetic-dota.py'
+METHOD_CONFIGS = [
+    f'configs/fitnet/fitnet_{DEMO_PAIR}',
+    f'configs/crosskd/crosskd_{DEMO_PAIR}',
+    f'configs/demo/pkd_{DEMO_PAIR}',
+    f'configs/fgd/fgd_{DEMO_PAIR}',
+    f'configs/admd/admd_{DEMO_PAIR}',
+    f'configs/dked/dked_{DEMO_PAIR}',
+    f'configs/ltd/ltd_{DEMO_PAIR}',
+    'configs/admd/admd_fcos_r18-w16_fcos_r34-w32_12e_synthetic-dior.py',
+    'configs/ltd/ltd_gfl_r18-w16_gfl_r34-w32_12e_synthetic-nwpu.py',
+    'configs/csakd/csakd_yolov8-n_yolov8-s_1xb8-12e_synthetic-dior.py',
+    'configs/dked/dked_lodet_mobilenetv2-w0.5_gghl_cspdarknet-w0.25_12e_'
+    'synthetic-dota.py',
+]
+# (config, [(input size, batch), ...]): one feature-level method, and DKED
+# with its non-local correlation, full and pooled
+SCALING = [(f'configs/admd/admd_{DEMO_PAIR}', {}),
+           (f'configs/dked/dked_{DEMO_PAIR}', {}),
+           (f'configs/dked/dked_{DEMO_PAIR}',
+            {'model.distill_losses.loss_fcd.pool_size': 16})]
+SCALING_POINTS = [(512, 1), (800, 1), (1024, 1), (512, 2), (512, 4)]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('configs', nargs='*', help='distiller configs')
+    parser.add_argument('--preset', choices=['methods', 'scaling'],
+                        help='the configs (and sizes) of benchmarks/README.md')
+    parser.add_argument('--size', type=int, default=256, help='H = W')
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--steps', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--amp', action='store_true',
+                        help='bf16 autocast on the CPU, fp16 AMP on CUDA')
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--no-memory', action='store_true',
+                        help='skip the (slower) peak-memory pass')
+    parser.add_argument('--out', help='also write the rows to this JSON file')
+    args = parser.parse_args(argv)
+    if args.steps < 10:
+        parser.error('--steps must be >= 10 for a stable median')
+    if not args.configs and not args.preset:
+        parser.error('give configs or --preset')
+    return args
+
+
+def synthetic_batch(distiller, cfg, size, batch, device):
+    """Random GT boxes of the type the config's pipeline gives the model
+    (rotated when it converts boxes to ``rbox``)."""
+    rotated = 'rbox' in str(cfg.get('train_pipeline', '')) or 'rbox' in str(
+        cfg.train_dataloader.dataset.get('pipeline', ''))
+    inputs, samples = demo_batch(
+        distiller.student, num_images=batch, size=size, num_boxes=8,
+        num_classes=distiller.student.bbox_head.num_classes, rotated=rotated)
+    return inputs.to(device), [s.to(device) for s in samples]
+
+
+def build(config, overrides, amp, device):
+    cfg = load_config(config)
+    cfg.model.teacher_ckpt = None  # random weights time the same
+    cfg.merge_from_dict(overrides)
+    distiller = MODELS.build(cfg.model).to(device)
+    distiller.init_weights()
+    distiller.train()
+    from mmengine.optim import build_optim_wrapper
+    wrapper_cfg = cfg.optim_wrapper.copy()
+    if amp:
+        wrapper_cfg.type = 'AmpOptimWrapper' if device.startswith('cuda') \
+            else 'CPUBF16OptimWrapper'
+    return (cfg, distiller, build_optim_wrapper(distiller, wrapper_cfg),
+            build_optim_wrapper(distiller.student, wrapper_cfg))
+
+
+def train_step(model, optim_wrapper, inputs, samples):
+    """What ``BaseModel.train_step`` does after the data preprocessor."""
+    with optim_wrapper.optim_context(model):
+        losses = model.loss(inputs, samples)
+    loss, _ = model.parse_losses(losses)
+    optim_wrapper.update_params(loss)
+    for name, value in losses.items():
+        if 'loss' in name and not torch.isfinite(torch.as_tensor(
+                sum(value) if isinstance(value, list) else value).float()):
+            raise FloatingPointError(f'{name} is not finite')
+
+
+class TeacherTimer:
+    """Wraps ``distiller.run_teacher`` to time the teacher in the step."""
+
+    def __init__(self, distiller, sync):
+        self.run, self.sync, self.last = distiller.run_teacher, sync, 0.0
+        distiller.run_teacher = self
+
+    def __call__(self, *args, **kwargs):
+        self.sync()
+        start = time.perf_counter()
+        self.run(*args, **kwargs)
+        self.sync()
+        self.last = time.perf_counter() - start
+
+
+def peak_bytes(fn: Callable, device: str) -> int:
+    """Most bytes held above the level at the call (see the module doc)."""
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU],
+                 profile_memory=True) as prof:
+        fn()
+    events = sorted((e for e in prof.profiler.kineto_results.events()
+                     if e.name() == '[memory]'), key=lambda e: e.start_ns())
+    level = peak = 0
+    for event in events:
+        level += event.nbytes()
+        peak = max(peak, level)
+    return peak
+
+
+def measure(config, overrides, size, batch, args) -> Dict:
+    device = args.device
+    cfg, distiller, distill_wrapper, student_wrapper = build(
+        config, overrides, args.amp, device)
+    inputs, samples = synthetic_batch(distiller, cfg, size, batch, device)
+    sync = torch.cuda.synchronize if device.startswith('cuda') else (
+        lambda: None)
+    teacher_timer = TeacherTimer(distiller, sync)
+    teacher = distiller.teacher
+    autocast = torch.autocast(
+        device_type=device.split(':')[0],
+        dtype=torch.float16 if device.startswith('cuda') else torch.bfloat16,
+        enabled=args.amp)
+
+    def teacher_forward():
+        with torch.no_grad(), autocast:
+            teacher._forward(inputs, samples)
+
+    configured_early_exit = distiller.teacher_early_exit
+
+    def teacher_taps(early_exit):
+        distiller.teacher_early_exit = early_exit
+        teacher_timer.run(inputs, samples)
+        distiller.teacher_taps.clear()
+        distiller.teacher_early_exit = configured_early_exit
+
+    variants = {
+        'student': lambda: train_step(distiller.student, student_wrapper,
+                                      inputs, samples),
+        'teacher': teacher_forward,
+        'taps_exit': lambda: teacher_taps(True),
+        'taps_no_exit': lambda: teacher_taps(False),
+        'distill': lambda: train_step(distiller, distill_wrapper, inputs,
+                                      samples),
+    }
+    times: Dict[str, List[float]] = {name: [] for name in variants}
+    times['teacher_in_step'] = []
+    for round_index in range(args.warmup + args.steps):
+        for name, run in variants.items():
+            sync()
+            start = time.perf_counter()
+            run()
+            sync()
+            if round_index >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+        if round_index >= args.warmup:
+            times['teacher_in_step'].append(teacher_timer.last)
+    t = {name: statistics.median(values) for name, values in times.items()}
+    row = dict(
+        config=config, overrides=overrides, size=size, batch=batch,
+        amp=args.amp, threads=torch.get_num_threads(),
+        student_ms=1e3 * t['student'], teacher_ms=1e3 * t['teacher'],
+        distill_ms=1e3 * t['distill'],
+        overhead=t['distill'] / (t['student'] + t['teacher']),
+        teacher_share=t['teacher_in_step'] / t['distill'],
+        teacher_run=t['teacher_in_step'] / t['teacher'],
+        early_exit=t['taps_exit'] / t['taps_no_exit'])
+    if not args.no_memory:
+        peaks = {name: peak_bytes(variants[name], device)
+                 for name in ('student', 'teacher', 'distill')}
+        row.update(
+            student_mb=peaks['student'] / 2**20,
+            teacher_mb=peaks['teacher'] / 2**20,
+            distill_mb=peaks['distill'] / 2**20,
+            memory=peaks['distill'] / (peaks['student'] + peaks['teacher']))
+    return row
+
+
+def print_row(row):
+    name = row['config'].rsplit('/', 1)[-1].replace('.py', '')
+    extra = ' '.join(f'{k.rsplit(".", 1)[-1]}={v}'
+                     for k, v in row['overrides'].items())
+    memory = f"{row['memory']:.2f}" if 'memory' in row else '-'
+    print(f"| {name} {extra} | {row['size']} | {row['batch']} | "
+          f"{row['student_ms']:.0f} | {row['teacher_ms']:.0f} | "
+          f"{row['distill_ms']:.0f} | **{row['overhead']:.2f}** | "
+          f"{row['teacher_share']:.2f} | {row['teacher_run']:.2f} | "
+          f"{row['early_exit']:.2f} | {memory} |", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(0)
+    if args.preset == 'scaling':
+        jobs = [(config, overrides, size, batch)
+                for config, overrides in SCALING
+                for size, batch in SCALING_POINTS]
+    else:
+        configs = args.configs or METHOD_CONFIGS
+        jobs = [(config, {}, args.size, args.batch) for config in configs]
+    print(f'{torch.get_num_threads()} threads, {args.device}, '
+          f"{'AMP' if args.amp else 'fp32'}, median of {args.steps} steps "
+          f'after {args.warmup}')
+    print('| config | size | batch | student ms | teacher fwd ms | '
+          'distill ms | overhead | teacher share | teacher run | early exit '
+          '| memory |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|')
+    rows = []
+    for config, overrides, size, batch in jobs:
+        rows.append(measure(config, overrides, size, batch, args))
+        print_row(rows[-1])
+    if args.out:
+        with open(args.out, 'w') as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == '__main__':
+    main()
