@@ -13,6 +13,7 @@ and the script prints::
     memory        = peak(distill step) / (peak(student step)
                                           + peak(teacher forward))
     teacher share = t(teacher inside the distill step) / t(distill step)
+    KD fwd share  = t(connectors + KD losses, forward) / t(distill step)
     teacher run   = t(teacher inside the distill step) / t(teacher forward)
     early exit    = t(teacher up to its last tap) / t(same, early exit off)
 
@@ -136,19 +137,20 @@ def train_step(model, optim_wrapper, inputs, samples):
             raise FloatingPointError(f'{name} is not finite')
 
 
-class TeacherTimer:
-    """Wraps ``distiller.run_teacher`` to time the teacher in the step."""
+class MethodTimer:
+    """Wraps ``distiller.<name>`` to time that part of the step."""
 
-    def __init__(self, distiller, sync):
-        self.run, self.sync, self.last = distiller.run_teacher, sync, 0.0
-        distiller.run_teacher = self
+    def __init__(self, distiller, name, sync):
+        self.run, self.sync, self.last = getattr(distiller, name), sync, 0.0
+        setattr(distiller, name, self)
 
     def __call__(self, *args, **kwargs):
         self.sync()
         start = time.perf_counter()
-        self.run(*args, **kwargs)
+        result = self.run(*args, **kwargs)
         self.sync()
         self.last = time.perf_counter() - start
+        return result
 
 
 def peak_bytes(fn: Callable, device: str) -> int:
@@ -180,7 +182,8 @@ def measure(config, overrides, size, batch, args) -> Dict:
     inputs, samples = synthetic_batch(distiller, cfg, size, batch, device)
     sync = torch.cuda.synchronize if device.startswith('cuda') else (
         lambda: None)
-    teacher_timer = TeacherTimer(distiller, sync)
+    teacher_timer = MethodTimer(distiller, 'run_teacher', sync)
+    losses_timer = MethodTimer(distiller, 'distillation_losses', sync)
     teacher = distiller.teacher
     autocast = torch.autocast(
         device_type=device.split(':')[0],
@@ -209,7 +212,7 @@ def measure(config, overrides, size, batch, args) -> Dict:
                                       samples),
     }
     times: Dict[str, List[float]] = {name: [] for name in variants}
-    times['teacher_in_step'] = []
+    times['teacher_in_step'], times['kd_losses_in_step'] = [], []
     for round_index in range(args.warmup + args.steps):
         for name, run in variants.items():
             sync()
@@ -220,6 +223,7 @@ def measure(config, overrides, size, batch, args) -> Dict:
                 times[name].append(time.perf_counter() - start)
         if round_index >= args.warmup:
             times['teacher_in_step'].append(teacher_timer.last)
+            times['kd_losses_in_step'].append(losses_timer.last)
     t = {name: statistics.median(values) for name, values in times.items()}
     row = dict(
         config=config, overrides=overrides, size=size, batch=batch,
@@ -228,6 +232,7 @@ def measure(config, overrides, size, batch, args) -> Dict:
         distill_ms=1e3 * t['distill'],
         overhead=t['distill'] / (t['student'] + t['teacher']),
         teacher_share=t['teacher_in_step'] / t['distill'],
+        kd_losses_share=t['kd_losses_in_step'] / t['distill'],
         teacher_run=t['teacher_in_step'] / t['teacher'],
         early_exit=t['taps_exit'] / t['taps_no_exit'])
     if not args.no_memory:
@@ -249,7 +254,8 @@ def print_row(row):
     print(f"| {name} {extra} | {row['size']} | {row['batch']} | "
           f"{row['student_ms']:.0f} | {row['teacher_ms']:.0f} | "
           f"{row['distill_ms']:.0f} | **{row['overhead']:.2f}** | "
-          f"{row['teacher_share']:.2f} | {row['teacher_run']:.2f} | "
+          f"{row['teacher_share']:.2f} | {row['kd_losses_share']:.2f} | "
+          f"{row['teacher_run']:.2f} | "
           f"{row['early_exit']:.2f} | {memory} |", flush=True)
 
 
@@ -268,9 +274,9 @@ def main(argv=None):
           f"{'AMP' if args.amp else 'fp32'}, median of {args.steps} steps "
           f'after {args.warmup}')
     print('| config | size | batch | student ms | teacher fwd ms | '
-          'distill ms | overhead | teacher share | teacher run | early exit '
-          '| memory |')
-    print('|---|---|---|---|---|---|---|---|---|---|---|')
+          'distill ms | overhead | teacher share | KD fwd share | teacher run '
+          '| early exit | memory |')
+    print('|---|---|---|---|---|---|---|---|---|---|---|---|')
     rows = []
     for config, overrides, size, batch in jobs:
         rows.append(measure(config, overrides, size, batch, args))
