@@ -62,7 +62,7 @@ def tiny_rotated_retinanet_cfg(depth=18, base_channels=8, fpn_channels=32,
             assigner=dict(
                 type='mmdet.MaxIoUAssigner', pos_iou_thr=0.5,
                 neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1,
-                iou_calculator=dict(type='FastRBboxOverlaps2D')),
+                iou_calculator=dict(type='mmrotate.RBboxOverlaps2D')),
             sampler=dict(type='mmdet.PseudoSampler'),
             allowed_border=-1, pos_weight=-1, debug=False),
         test_cfg=dict(nms_pre=200, min_bbox_size=0, score_thr=0.05,

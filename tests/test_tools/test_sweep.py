@@ -26,8 +26,9 @@ from mmrskd.engine.sweep.progress import SweepProgress, training_progress
 from mmrskd.engine.sweep.results import collect_results, write_results
 from mmrskd.engine.sweep.state import (BUSY, PENDING, RESUME, SKIPPED, STALE,
                                        run_status, write_state)
-from mmrskd.engine.sweep.tables import (END, START, benchmark_rows,
-                                        load_sweeps, replace_block)
+from mmrskd.engine.sweep.tables import (END, START, BenchmarkRow,
+                                        benchmark_rows, load_sweeps,
+                                        replace_block, slot_rows)
 from mmrskd.testing import tiny_rotated_retinanet_cfg
 from mmrskd.utils import MMRSKDError
 
@@ -398,6 +399,19 @@ def test_seeds_group_but_other_fixed_overrides_stay_apart():
         (('kd', (('loss_weight', 1), ('train_cfg.max_epochs', 24))),
          [osp.join('b', 'kd', 'seed=0,loss_weight=1'),
           osp.join('b', 'kd', 'seed=1,loss_weight=1')])]
+
+
+def test_method_readmes_keep_a_slot_per_distiller_config(tmp_path):
+    folder = osp.realpath(osp.join(REPO, 'configs', 'fitnet'))
+    config = osp.join(folder, 'fitnet_rotated-retinanet_r18-w16_rotated-'
+                      'retinanet_r18-w16-24e_12e_synthetic-dota.py')
+    slots = slot_rows(folder, [])
+    assert [(r.config, r.distilled) for r in slots] == [(config, None)]
+    ran = BenchmarkRow(config, 'fitnet', (), 'dota/mAP', None)
+    assert slot_rows(folder, [ran]) == []
+    # outside configs/ (the repository README's folder): no slots
+    (tmp_path / 'setup.py').write_text('raise SystemExit\n')
+    assert slot_rows(str(tmp_path), []) == []
 
 
 def test_benchmark_table_teacher_student_gain_overhead(tmp_path, data_root):

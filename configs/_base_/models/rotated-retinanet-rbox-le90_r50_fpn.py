@@ -61,7 +61,7 @@ model = dict(
             neg_iou_thr=0.4,
             min_pos_iou=0,
             ignore_iof_thr=-1,
-            iou_calculator=dict(type='FastRBboxOverlaps2D')),
+            iou_calculator=dict(type='mmrotate.RBboxOverlaps2D')),
         sampler=dict(type='mmdet.PseudoSampler'),
         allowed_border=-1,
         pos_weight=-1,

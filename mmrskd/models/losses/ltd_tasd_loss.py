@@ -101,7 +101,7 @@ class _CandidateRotatedATSSAssigner(RotatedATSSAssigner):
 
     def __init__(self, topk: int):
         super().__init__(
-            topk, iou_calculator=dict(type='FastRBboxOverlaps2D'))
+            topk, iou_calculator=dict(type='mmrotate.RBboxOverlaps2D'))
         self.full_overlaps = self.iou_calculator
         self.num_level_priors = None
 

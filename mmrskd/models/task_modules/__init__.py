@@ -1,10 +1,6 @@
 from mmrskd.models.task_modules.batch_task_aligned_assigner import \
     BatchTaskAlignedAssigner
 from mmrskd.models.task_modules.gghl_assigner import GGHLAssigner
-from mmrskd.models.task_modules.rotated_overlaps import FastRBboxOverlaps2D
 from mmrskd.models.task_modules.vlr_assigner import VLRAssigner
 
-__all__ = [
-    'BatchTaskAlignedAssigner', 'FastRBboxOverlaps2D', 'GGHLAssigner',
-    'VLRAssigner'
-]
+__all__ = ['BatchTaskAlignedAssigner', 'GGHLAssigner', 'VLRAssigner']

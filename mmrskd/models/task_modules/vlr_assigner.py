@@ -4,10 +4,10 @@ import torch
 from mmdet.models.task_modules.assigners import AssignResult, BaseAssigner
 from mmdet.structures.bbox import BaseBoxes, HorizontalBoxes, bbox_overlaps
 from mmengine.structures import InstanceData
+from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
 from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes
 from torch import Tensor
 
-from mmrskd.models.task_modules.rotated_overlaps import FastRBboxOverlaps2D
 from mmrskd.models.utils import to_box_type
 from mmrskd.registry import TASK_UTILS
 from mmrskd.utils import MMRSKDError
@@ -38,8 +38,8 @@ class VLRAssigner(BaseAssigner):
 
     Ground truths may be horizontal ``(k, 4)``, rotated ``(k, 5)`` or
     quadrilateral ``(k, 8)`` (converted to their minimum rotated
-    rectangles). Rotated IoUs use mmcv's ``box_iou_rotated`` on the pairs
-    that can overlap (:class:`FastRBboxOverlaps2D`); the DIoU penalty of
+    rectangles). Rotated IoUs use mmrotate's ``RBboxOverlaps2D`` (mmcv's
+    ``box_iou_rotated`` on the pairs that can overlap); the DIoU penalty of
     rotated boxes uses the axis-aligned box enclosing the prior and the
     GT's axis-aligned hull, which is the usual DIoU for horizontal boxes.
 
@@ -123,7 +123,7 @@ class VLRAssigner(BaseAssigner):
         """IoU ``(P, k)`` and the VLR score (DIoU or IoU) ``(P, k)``."""
         if isinstance(gt_boxes, RotatedBoxes):
             rotated_priors = HorizontalBoxes(priors).convert_to('rbox')
-            ious = FastRBboxOverlaps2D()(rotated_priors, gt_boxes)
+            ious = RBboxOverlaps2D()(rotated_priors, gt_boxes)
             gt_hulls = gt_boxes.convert_to('hbox').tensor
         else:
             ious = bbox_overlaps(priors, gt_boxes.tensor)
