@@ -5,6 +5,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmrskd.models.losses.utils import (MultiLevelTensor, check_choice,
+                                        check_level_channels,
                                         check_positive, pair_levels)
 from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError
@@ -147,11 +148,6 @@ class CSAKDAttentionAlignmentLoss(nn.Module):
         built ``in_channels``."""
         name = type(self).__name__
         levels_S, levels_T = pair_levels(name, preds_S, preds_T)
-        channels = [feat.shape[1] if feat.dim() == 4 else None
-                    for feat in levels_S]
-        if channels != self.in_channels:
-            raise MMRSKDError(
-                f'{name}: got (N, C, H, W) maps with C = {channels}, built '
-                f'for in_channels={self.in_channels}; set in_channels to the '
-                'teacher neck channels per level')
+        check_level_channels(name, levels_S, self.in_channels,
+                             'the teacher neck channels per level')
         return levels_S, levels_T

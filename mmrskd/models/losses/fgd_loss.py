@@ -6,7 +6,8 @@ from mmcv.cnn import ContextBlock
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmrskd.models.losses.utils import (MultiLevelTensor, check_positive,
+from mmrskd.models.losses.utils import (MultiLevelTensor,
+                                        check_level_channels, check_positive,
                                         pair_levels)
 from mmrskd.models.utils import featmap_stride, rasterize_gt_boxes
 from mmrskd.registry import MODELS
@@ -115,13 +116,8 @@ class FGDLoss(nn.Module):
         """
         name = type(self).__name__
         levels_S, levels_T = pair_levels(name, preds_S, preds_T)
-        channels = [pred.shape[1] if pred.dim() == 4 else None
-                    for pred in levels_T]
-        if channels != self.in_channels:
-            raise MMRSKDError(
-                f'{name}: in_channels={self.in_channels} but the mapped '
-                f'teacher features are {[tuple(p.shape) for p in levels_T]}; '
-                'set in_channels to one channel count per (N, C, H, W) level')
+        check_level_channels(name, levels_T, self.in_channels,
+                             'the teacher channels, one per level')
         if len(batch_gt_instances) != levels_T[0].shape[0]:
             raise MMRSKDError(
                 f'{name}: {len(batch_gt_instances)} batch_gt_instances for a '

@@ -69,6 +69,19 @@ def pair_levels(loss_name: str,
     return levels_S, levels_T
 
 
+def check_level_channels(loss_name: str, levels: Sequence[Tensor],
+                         in_channels: Sequence[int], hint: str) -> None:
+    """One-line error unless ``levels`` are ``(N, C, H, W)`` maps with the
+    built ``in_channels`` (``hint`` says where those channels come from)."""
+    channels = [level.shape[1] if level.dim() == 4 else None
+                for level in levels]
+    if channels != list(in_channels):
+        raise MMRSKDError(
+            f'{loss_name}: got (N, C, H, W) maps of shapes '
+            f'{[tuple(level.shape) for level in levels]}, built for '
+            f'in_channels={list(in_channels)}; set in_channels to {hint}')
+
+
 def per_level(loss_name: str, arg_name: str,
               value: Union[None, Tensor, Sequence[Optional[Tensor]]],
               num_levels: int) -> List[Optional[Tensor]]:
