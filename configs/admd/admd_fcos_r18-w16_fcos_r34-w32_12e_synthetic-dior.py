@@ -5,7 +5,7 @@
 #   python tools/train.py configs/admd/fcos_r34-w32_fpn_12e_synthetic-dior.py
 _base_ = [
     './_base_/admd_fpn.py', '../_base_/datasets/synthetic_dior.py',
-    './_base_/synthetic_adamw_12e.py'
+    '../_base_/schedules/synthetic_adamw_12e.py'
 ]
 model = dict(
     student='mmrskd::admd/fcos_r18-w16_fpn_12e_synthetic-dior.py',

@@ -4,7 +4,7 @@
 #       --out data/synthetic/nwpu
 _base_ = [
     './_base_/gfl_r50_fpn.py', '../_base_/datasets/synthetic_nwpu_vhr10.py',
-    './_base_/synthetic_adamw_12e.py'
+    '../_base_/schedules/synthetic_adamw_12e.py'
 ]
 model = dict(
     backbone=dict(

@@ -3,7 +3,7 @@
 #   python tools/train.py configs/ltd/gfl_r34-w32_fpn_12e_synthetic-nwpu.py
 _base_ = [
     './_base_/ltd_gfl.py', '../_base_/datasets/synthetic_nwpu_vhr10.py',
-    './_base_/synthetic_adamw_12e.py'
+    '../_base_/schedules/synthetic_adamw_12e.py'
 ]
 fpn_channels = 32
 model = dict(

@@ -1,6 +1,6 @@
 # A short AdamW schedule that trains narrow detectors from scratch on the
-# synthetic sets on a CPU (as configs/demo/_base_.py).
-_base_ = '../../_base_/default_runtime.py'
+# synthetic sets on a CPU (the demo, the CPU configs of the methods).
+_base_ = '../default_runtime.py'
 
 train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=12, val_interval=12)
 val_cfg = dict(type='ValLoop')
