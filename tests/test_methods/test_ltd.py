@@ -17,6 +17,7 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.structures import InstanceData
 from mmrotate.structures.bbox import RotatedBoxes
 
+from mmrskd.models.task_modules import VLRAssigner
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.testing import demo_batch, tiny_gfl_cfg
 from mmrskd.utils import MMRSKDError
@@ -359,6 +360,32 @@ def test_vlr_rotated_boxes_agree_with_horizontal_ones():
         torch.testing.assert_close(rotated.max_overlaps,
                                    horizontal.max_overlaps, atol=1e-4,
                                    rtol=0)
+
+
+@pytest.mark.parametrize('mode', ['diou', 'iou'])
+def test_vlr_rotated_iou_bound_leaves_the_region_unchanged(mode,
+                                                           monkeypatch):
+    """Rotated IoUs computed only where the bound allows give the region of
+    the IoUs of every pair."""
+    gen = torch.Generator().manual_seed(5)
+    centres = torch.rand(300, 2, generator=gen) * 128
+    sizes = torch.tensor([8.] * 200 + [24.] * 100)[:, None].expand(-1, 2)
+    priors = torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1)
+    rboxes = torch.cat([torch.rand(6, 2, generator=gen) * 128,
+                        torch.rand(6, 2, generator=gen) * 30 + 4,
+                        (torch.rand(6, 1, generator=gen) - 0.5) * math.pi],
+                       dim=1)
+    pruned = assign_vlr(priors, gt(RotatedBoxes(rboxes)), [200, 100],
+                        topk=9, iou_mode=mode)
+    monkeypatch.setattr(
+        VLRAssigner, '_iou_upper_bound',
+        staticmethod(lambda priors, gt_boxes: priors.new_full(
+            (len(priors), len(gt_boxes)), float('inf'))))
+    every_pair = assign_vlr(priors, gt(RotatedBoxes(rboxes)), [200, 100],
+                            topk=9, iou_mode=mode)
+    assert (pruned.gt_inds > 0).sum() > 5  # not vacuous
+    assert torch.equal(pruned.gt_inds, every_pair.gt_inds)
+    assert torch.equal(pruned.max_overlaps, every_pair.max_overlaps)
 
 
 def test_vlr_without_gt_or_with_degenerate_gt_is_empty():
