@@ -16,11 +16,9 @@ model = dict(
     taps=_base_.csakd_taps,
     connectors=dict(
         adapt=dict(
-            type='MultiLevelConnector',
-            num_levels=3,
+            _base_.csakd_adapter,
             in_channels=student_channels,
-            out_channels=teacher_channels,
-            connector=dict(type='ConvBNConnector'))),
+            out_channels=teacher_channels)),
     cross_forwards=_base_.csakd_cross_forwards,
     distill_losses=dict(
         loss_cross=_base_.csakd_loss_cross,

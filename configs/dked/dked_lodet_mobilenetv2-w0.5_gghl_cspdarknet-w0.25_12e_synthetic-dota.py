@@ -3,7 +3,10 @@
 # Train the teacher first:
 #   python tools/train.py \
 #       configs/dked/gghl_cspdarknet-w0.25_fpn_12e_synthetic-dota.py
-_base_ = './lodet_mobilenetv2-w0.5_csa-drf-fpn_gghl-norm_12e_synthetic-dota.py'
+_base_ = [
+    './lodet_mobilenetv2-w0.5_csa-drf-fpn_gghl-norm_12e_synthetic-dota.py',
+    './_base_/dked_gghl.py'
+]
 
 model = dict(
     _delete_=True,
@@ -13,53 +16,20 @@ model = dict(
     teacher='mmrskd::dked/gghl_cspdarknet-w0.25_fpn_12e_synthetic-dota.py',
     teacher_ckpt='work_dirs/gghl_cspdarknet-w0.25_fpn_12e_synthetic-dota/'
     'epoch_12.pth',
-    taps=dict(
-        s_backbone='student.backbone',
-        t_backbone='teacher.backbone',
-        s_fpn='student.neck',
-        t_fpn='teacher.neck',
-        s_head='student.bbox_head',
-        t_head='teacher.bbox_head',
-        # the student's label assignment: GGHL's Gaussian heat map G and
-        # the positives of the prediction terms
-        s_targets=dict(model='student', method='bbox_head.get_targets')),
-    # the student adapter of the correlation term: last backbone stage,
+    taps=_base_.dked_gghl_taps,
+    # student adapter of the correlation term, last backbone stage:
     # MobileNetV2 1280 ch -> CSPDarknet 256 ch
     connectors=dict(
         fcd_adapter=dict(
             type='ConvBNConnector', in_channels=1280, out_channels=256)),
     distill_losses=dict(
-        loss_fcd=dict(
-            type='DKEDFeatureCorrelationLoss',
-            in_channels=256,
-            teacher_embedding='frozen',
-            loss_weight=1.0),
+        loss_fcd=dict(_base_.dked_gghl_loss_fcd, in_channels=256),
         loss_drfd=dict(
-            type='DKEDFeatureResponseLoss',
+            _base_.dked_gghl_loss_drfd,
             in_channels=(32, 64, 128),
-            student_channels=(64, 128, 256),
-            teacher_ddc='frozen',
-            loss_weight=1.0),
-        loss_pred=dict(
-            type='DKEDPredictionLoss',
-            strides=(8, 16, 32),
-            delta=0.0,
-            lam=0.5,
-            combine='reweight',
-            loss_weight=1.0)),
-    loss_mappings=dict(
-        loss_fcd=dict(
-            preds_S=dict(source='s_backbone', index=-1,
-                         connector='fcd_adapter'),
-            preds_T='t_backbone[-1]'),
-        loss_drfd=dict(
-            student_feats='s_fpn',
-            teacher_feats='t_fpn',
-            batch_targets='s_targets'),
-        loss_pred=dict(
-            head_outs_S='s_head',
-            head_outs_T='t_head',
-            batch_targets='s_targets')))
+            student_channels=(64, 128, 256)),
+        loss_pred=_base_.dked_gghl_loss_pred),
+    loss_mappings=_base_.dked_gghl_loss_mappings)
 val_cfg = dict(type='DistillValLoop', teacher_eval='never')
 # anneals the attention temperature of the DDCs inside loss_drfd
 custom_hooks = [dict(type='DDCTemperatureHook')]

@@ -3,7 +3,8 @@
 #   python tools/misc/make_synthetic_data.py --format dota \
 #       --out data/synthetic/dota --num-images 150
 _base_ = [
-    '../_base_/datasets/synthetic_dota.py', '../_base_/default_runtime.py',
+    '../_base_/datasets/synthetic_dota.py',
+    '../_base_/schedules/synthetic_adamw_12e.py',
     './_base_/gghl_darknet53_fpn.py'
 ]
 
@@ -44,27 +45,5 @@ val_evaluator = dict(
     eval_mode='11points')
 test_evaluator = val_evaluator
 
-max_epochs = 12
-train_cfg = dict(
-    type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=12)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.05),
-    clip_grad=dict(max_norm=35, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(
-        type='CosineAnnealingLR',
-        by_epoch=True,
-        begin=0,
-        end=max_epochs,
-        eta_min=1e-5)
-]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=10),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=4, max_keep_ckpts=1),
-    visualization=dict(type='mmdet.DetVisualizationHook', draw=False))
-log_processor = dict(window_size=10)
-randomness = dict(seed=0)
+# the shared CPU schedule at half its learning rate
+optim_wrapper = dict(optimizer=dict(lr=1e-3))

@@ -5,8 +5,10 @@
 # csakd_rtmdet-s_rtmdet-m_1xb16-100e_dior.py). A pair config builds it with
 #   model = dict(_delete_=True, type='SingleTeacherDistiller',
 #                student=..., teacher=..., teacher_ckpt=...,
-#                taps=_base_.csakd_taps, connectors=<1x1 conv + BN per
-#                level, student -> teacher neck channels>,
+#                taps=_base_.csakd_taps,
+#                connectors=dict(adapt=dict(
+#                    _base_.csakd_adapter, in_channels=<student neck>,
+#                    out_channels=<teacher neck>)),
 #                cross_forwards=_base_.csakd_cross_forwards,
 #                distill_losses=dict(
 #                    loss_cross=_base_.csakd_loss_cross,
@@ -20,6 +22,12 @@ csakd_taps = dict(
     t_neck='teacher.neck',
     # (cls logits, distances, DFL bin logits) per level
     t_head='teacher.bbox_head')
+# The student adapter: a 1x1 conv + BN per level, student -> teacher neck
+# channels; a pair config adds in_channels and out_channels (one per level).
+csakd_adapter = dict(
+    type='MultiLevelConnector',
+    num_levels=3,
+    connector=dict(type='ConvBNConnector'))
 # The adapted student neck maps through the frozen teacher head, with
 # gradient to the student only. align_to='t_neck' first gives each channel
 # the teacher's mean/std (CrossKD's align_scale; off by default).
