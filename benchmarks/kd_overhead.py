@@ -43,7 +43,7 @@ import torch
 
 import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
 from mmrskd.registry import MODELS
-from mmrskd.testing import demo_batch
+from mmrskd.testing import demo_batch, trains_on_rotated_boxes
 from mmrskd.utils import register_all_modules
 from mmrskd.utils.config import load_config
 
@@ -101,11 +101,10 @@ def parse_args(argv=None):
 def synthetic_batch(distiller, cfg, size, batch, device):
     """Random GT boxes of the type the config's pipeline gives the model
     (rotated when it converts boxes to ``rbox``)."""
-    rotated = 'rbox' in str(cfg.get('train_pipeline', '')) or 'rbox' in str(
-        cfg.train_dataloader.dataset.get('pipeline', ''))
     inputs, samples = demo_batch(
         distiller.student, num_images=batch, size=size, num_boxes=8,
-        num_classes=distiller.student.bbox_head.num_classes, rotated=rotated)
+        num_classes=distiller.student.bbox_head.num_classes,
+        rotated=trains_on_rotated_boxes(cfg))
     return inputs.to(device), [s.to(device) for s in samples]
 
 

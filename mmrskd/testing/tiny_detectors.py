@@ -157,6 +157,13 @@ def tiny_gfl_cfg(depth=18, base_channels=8, fpn_channels=32, num_classes=3,
                       max_per_img=100))
 
 
+def trains_on_rotated_boxes(cfg) -> bool:
+    """Whether a config's training data reach the model as rotated boxes
+    (its pipeline, wrappers included, converts them to ``rbox``): the box
+    type :func:`demo_batch` should draw for it."""
+    return 'rbox' in str(cfg.train_dataloader.dataset)
+
+
 def demo_batch(model, num_images=2, size=64, num_boxes=3, num_classes=3,
                rotated=True, seed=0):
     """A preprocessed training batch of random boxes for ``model``.

@@ -233,33 +233,24 @@ def run_cpu_deform_convs_in_fp32_under_autocast():
             function.backward, device_type='cpu'))
 
 
-def _axis_aligned_hulls(boxes):
-    """``(lo, hi)``, each ``(N, 2)``: the axis-aligned boxes enclosing
-    rotated ``boxes`` ``(N, 5)``, sides clamped to >= 1e-3 as mmrotate
-    clamps them before the IoU kernel."""
-    centre, size = boxes[:, :2], boxes[:, 2:4].clamp(min=1e-3)
-    cos, sin = torch.cos(boxes[:, 4:5]).abs(), torch.sin(boxes[:, 4:5]).abs()
-    half = 0.5 * torch.cat([size[:, :1] * cos + size[:, 1:] * sin,
-                            size[:, :1] * sin + size[:, 1:] * cos], 1)
-    return centre - half, centre + half
-
-
 def _rbbox_overlaps_of_meeting_pairs(self, bboxes1, bboxes2, mode='iou',
                                      is_aligned=False):
     """``RBboxOverlaps2D.__call__`` that sends only the pairs whose
     axis-aligned hulls meet to the kernel (the others are 0, as the kernel
     returns for them)."""
     from mmdet.structures.bbox import get_box_tensor
-    from mmrotate.structures.bbox import rbbox_overlaps
+    from mmrotate.structures.bbox import rbbox_overlaps, rbox2hbox
     bboxes1 = get_box_tensor(bboxes1)[..., :5]
     bboxes2 = get_box_tensor(bboxes2)[..., :5]
     if is_aligned or bboxes1.numel() == 0 or bboxes2.numel() == 0:
         return rbbox_overlaps(bboxes1, bboxes2, mode, is_aligned)
     with torch.no_grad():
-        lo1, hi1 = _axis_aligned_hulls(bboxes1)
-        lo2, hi2 = _axis_aligned_hulls(bboxes2)
-        meet = ((lo1[:, None] <= hi2[None]) &
-                (lo2[None] <= hi1[:, None])).all(-1)
+        # the hulls of the boxes as the kernel sees them (sides >= 1e-3)
+        hull1, hull2 = (rbox2hbox(torch.cat(
+            [boxes[:, :2], boxes[:, 2:4].clamp(min=1e-3), boxes[:, 4:5]],
+            dim=1)) for boxes in (bboxes1, bboxes2))
+        meet = ((hull1[:, None, :2] <= hull2[None, :, 2:]) &
+                (hull2[None, :, :2] <= hull1[:, None, 2:])).all(-1)
         rows, cols = meet.nonzero(as_tuple=True)
     overlaps = bboxes1.new_zeros((len(bboxes1), len(bboxes2)))
     if len(rows):

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 
 from mmrskd.registry import MODELS
-from mmrskd.testing import demo_batch
+from mmrskd.testing import demo_batch, trains_on_rotated_boxes
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = sorted(
@@ -41,7 +41,7 @@ def test_bf16_distillation_steps_are_finite(config):
     dtypes = []
     hook = model.student.backbone.register_forward_hook(
         lambda module, args, out: dtypes.append(out[-1].dtype))
-    rotated = 'rbox' in str(cfg.train_dataloader.dataset)
+    rotated = trains_on_rotated_boxes(cfg)
     for step in range(2):
         inputs, samples = demo_batch(
             model.student, size=96, num_boxes=4, rotated=rotated, seed=step,
