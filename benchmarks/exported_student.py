@@ -25,6 +25,7 @@ from mmrskd.models.distillers.single_teacher_distiller import \
     resolve_model_cfg
 from mmrskd.registry import MODELS
 from mmrskd.utils import register_all_modules
+from mmrskd.utils.cli import exit_on_user_error
 from mmrskd.utils.checkpoint import student_checkpoint
 from mmrskd.utils.complexity import model_complexity, test_input_shape
 from mmrskd.utils.config import load_config
@@ -92,6 +93,7 @@ def latencies(exported, plain, shape, warmup, repeats):
     return exported_ms, plain_ms
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)

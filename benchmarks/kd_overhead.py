@@ -45,6 +45,7 @@ import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
 from mmrskd.registry import MODELS
 from mmrskd.testing import demo_batch, trains_on_rotated_boxes
 from mmrskd.utils import register_all_modules
+from mmrskd.utils.cli import exit_on_user_error
 from mmrskd.utils.config import load_config
 
 DEMO_PAIR = 'rotated-retinanet_r18-w16_rotated-retinanet_r18-w16-24e_12e_' \
@@ -258,6 +259,7 @@ def print_row(row):
           f"{row['early_exit']:.2f} | {memory} |", flush=True)
 
 
+@exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules(init_default_scope=True)

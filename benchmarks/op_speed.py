@@ -1,0 +1,196 @@
+"""The two CPU operations mmrskd replaced or trimmed, against the originals.
+
+Each pair runs interleaved in this process on the same inputs; the ratio
+of the medians is printed (and whether the results agree):
+
+* ``iou``: rotated IoU of Rotated RetinaNet's anchors (256 px, 9 per
+  position) with random rotated GT, mmcv's ``box_iou_rotated`` on every pair
+  (what mmrotate's ``RBboxOverlaps2D`` did) against ``RBboxOverlaps2D`` as
+  the compat layer leaves it (only the pairs whose hulls meet);
+* ``step``: a training step of the README demo's student (Rotated RetinaNet
+  R18-w16, a synthetic batch) with either calculator, and the share of the
+  original step spent in the IoU kernel;
+* ``deform``: forward + backward of LTD's LIC deformable 3x3 conv on five
+  FPN levels, mmcv's ``DeformConv2d`` against ``GridSampleDeformConv2d``.
+
+Example::
+
+    OMP_NUM_THREADS=1 python benchmarks/op_speed.py
+"""
+import argparse
+import math
+import statistics
+import time
+
+import torch
+
+import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
+from mmrskd.utils import register_all_modules
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('parts', nargs='*', metavar='PART',
+                        help='iou, step and/or deform (default: all)')
+    parser.add_argument('--repeats', type=int, default=10)
+    parser.add_argument('--warmup', type=int, default=2)
+    args = parser.parse_args(argv)
+    if args.repeats < 10:
+        parser.error('--repeats must be >= 10 for a stable median')
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f'unknown parts {sorted(unknown)}: choose from '
+                     f'{sorted(PARTS)}')
+    args.parts = args.parts or list(PARTS)
+    return args
+
+
+def every_pair_overlaps(self, bboxes1, bboxes2, mode='iou',
+                        is_aligned=False):
+    """mmrotate's own ``RBboxOverlaps2D.__call__``: the kernel on every
+    pair."""
+    from mmdet.structures.bbox import get_box_tensor
+    from mmrotate.structures.bbox import rbbox_overlaps
+    return rbbox_overlaps(get_box_tensor(bboxes1)[..., :5],
+                          get_box_tensor(bboxes2)[..., :5], mode, is_aligned)
+
+
+def interleaved(variants, warmup, repeats):
+    """Median seconds of each ``name -> callable``, run in turns."""
+    times = {name: [] for name in variants}
+    for index in range(warmup + repeats):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run()
+            if index >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def report(title, medians, original, replacement, extra=''):
+    print(f'{title}: {original} {1e3 * medians[original]:.1f} ms, '
+          f'{replacement} {1e3 * medians[replacement]:.1f} ms, '
+          f'{medians[original] / medians[replacement]:.2f}x faster{extra}',
+          flush=True)
+
+
+def rotated_anchors(size=256):
+    from mmdet.models.task_modules.prior_generators import AnchorGenerator
+    generator = AnchorGenerator(
+        octave_base_scale=4, scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
+        strides=[8, 16, 32, 64, 128])
+    sizes = [(math.ceil(size / sh), math.ceil(size / sw))
+             for sw, sh in generator.strides]
+    anchors = torch.cat(generator.grid_priors(sizes, device='cpu'))
+    centre = (anchors[:, :2] + anchors[:, 2:]) / 2
+    return torch.cat([centre, anchors[:, 2:] - anchors[:, :2],
+                      anchors.new_zeros(len(anchors), 1)], dim=1)
+
+
+def iou_part(args):
+    from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
+    gen = torch.Generator().manual_seed(0)
+    anchors = rotated_anchors()
+    gts = torch.cat([torch.rand(12, 2, generator=gen) * 256,
+                     torch.rand(12, 2, generator=gen) * 40 + 4,
+                     (torch.rand(12, 1, generator=gen) - 0.5) * math.pi], 1)
+    calculator = RBboxOverlaps2D()
+    medians = interleaved({
+        'every pair': lambda: every_pair_overlaps(None, anchors, gts),
+        'hulls meet': lambda: calculator(anchors, gts)}, args.warmup,
+        args.repeats)
+    same = torch.equal(every_pair_overlaps(None, anchors, gts),
+                       calculator(anchors, gts))
+    report(f'rotated IoU, {len(anchors)} anchors x {len(gts)} GT', medians,
+           'every pair', 'hulls meet', f' (identical: {same})')
+
+
+def step_part(args):
+    from mmengine.optim import build_optim_wrapper
+    from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
+
+    from mmrskd.registry import MODELS
+    from mmrskd.testing import demo_batch
+    from mmrskd.utils.config import load_config
+    cfg = load_config(
+        'configs/demo/rotated-retinanet_r18-w16_12e_synthetic-dota.py')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    inputs, samples = demo_batch(model, num_images=4, size=256, num_boxes=8,
+                                 num_classes=5, rotated=True)
+    pruned = RBboxOverlaps2D.__call__
+    kernel_time = [0.0]
+
+    def timed_every_pair(*call_args, **kwargs):
+        start = time.perf_counter()
+        result = every_pair_overlaps(*call_args, **kwargs)
+        kernel_time[0] += time.perf_counter() - start
+        return result
+
+    def step(calculator):
+        RBboxOverlaps2D.__call__ = calculator
+        try:
+            losses = model.loss(inputs, samples)
+            wrapper.update_params(model.parse_losses(losses)[0])
+        finally:
+            RBboxOverlaps2D.__call__ = pruned
+
+    kernel_time[0] = 0.0
+    medians = interleaved({
+        'every pair': lambda: step(timed_every_pair),
+        'hulls meet': lambda: step(pruned)}, args.warmup, args.repeats)
+    share = kernel_time[0] / (args.warmup + args.repeats) / medians[
+        'every pair']
+    report('Rotated RetinaNet R18-w16 training step, 4 x 256 px', medians,
+           'every pair', 'hulls meet',
+           f'; the IoU took {share:.0%} of the original step')
+
+
+def deform_part(args):
+    from mmcv.ops import DeformConv2d
+
+    from mmrskd.models.layers.deform_conv import GridSampleDeformConv2d
+    torch.manual_seed(0)
+    for channels in (32, 64):
+        mmcv_conv = DeformConv2d(channels, channels, 3, padding=1)
+        ours = GridSampleDeformConv2d(channels, channels, 3, padding=1)
+        ours.weight.data.copy_(mmcv_conv.weight.data)
+        levels = [torch.randn(2, channels, 256 // s, 256 // s,
+                              requires_grad=True)
+                  for s in (8, 16, 32, 64, 128)]
+        offsets = [torch.randn(2, 18, *x.shape[-2:], requires_grad=True)
+                   for x in levels]
+
+        def run(conv):
+            sum(conv(x, o).sum() for x, o in zip(levels, offsets)).backward()
+
+        medians = interleaved({'mmcv': lambda: run(mmcv_conv),
+                               'grid_sample': lambda: run(ours)},
+                              args.warmup, args.repeats)
+        with torch.no_grad():
+            gap = max((mmcv_conv(x, o) - ours(x, o)).abs().max().item()
+                      for x, o in zip(levels, offsets))
+        report(f'LIC deformable 3x3 conv fwd+bwd, 5 levels, {channels} ch',
+               medians, 'mmcv', 'grid_sample',
+               f' (max output difference {gap:.1e})')
+
+
+PARTS = dict(iou=iou_part, step=step_part, deform=deform_part)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    register_all_modules(init_default_scope=True)
+    print(f'{torch.get_num_threads()} threads, median of {args.repeats}')
+    for part in args.parts:
+        PARTS[part](args)
+
+
+if __name__ == '__main__':
+    main()
