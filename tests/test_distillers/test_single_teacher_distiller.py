@@ -1,6 +1,8 @@
 """The distiller core: teacher handling, taps, mappings, checks, schedules."""
 import copy
+import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -277,3 +279,29 @@ def test_schedule_scales_the_loss(distiller):
         assert model.loss(inputs, samples)['loss_fpn'].item() == 0.0
     finally:
         hub.update_info('iter', 0)
+
+
+def test_student_init_and_later_draws_match_the_student_alone():
+    """Runs of one seed are paired: teacher, connectors and losses are built
+    from a forked RNG, so the student's weights after init_weights() and
+    every later draw (data order, augmentation) equal the student alone's."""
+    from mmengine.runner import set_random_seed
+
+    def student_and_next_draws(build):
+        set_random_seed(7)
+        model = build()
+        model.init_weights()
+        student = getattr(model, 'student', model)
+        draws = (torch.rand(3), np.random.rand(3), random.random())
+        return student.state_dict(), draws
+
+    alone, alone_draws = student_and_next_draws(
+        lambda: MODELS.build(copy.deepcopy(STUDENT)))
+    paired, paired_draws = student_and_next_draws(
+        fpn_distiller)
+    assert alone.keys() == paired.keys()
+    for key, value in alone.items():
+        assert torch.equal(value, paired[key]), key
+    assert torch.equal(alone_draws[0], paired_draws[0])
+    assert np.array_equal(alone_draws[1], paired_draws[1])
+    assert alone_draws[2] == paired_draws[2]

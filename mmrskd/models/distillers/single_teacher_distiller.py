@@ -31,6 +31,7 @@ from mmrskd.models.distillers.taps import (TapsComplete, TapSet, TapSpec,
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.utils import MMRSKDError
 from mmrskd.utils.config import load_config
+from mmrskd.utils.rng import preserved_rng_state
 
 
 def resolve_model_cfg(spec, role):
@@ -174,6 +175,22 @@ class SingleTeacherDistiller(BaseModel):
         super().__init__(data_preprocessor=student.data_preprocessor,
                          init_cfg=init_cfg)
         self.student = student
+        # Everything built after the student draws from a forked RNG, so the
+        # student's init_weights() and the data order that follow see the
+        # same random state as when the student trains alone: runs of one
+        # seed are paired (see benchmarks/kd_gain.py).
+        with preserved_rng_state():
+            self._build_distillation(
+                teacher, teacher_ckpt, taps, connectors, cross_forwards,
+                distill_losses, loss_mappings, loss_schedules,
+                teacher_early_exit, allow_class_mismatch)
+        self.predict_with = 'student'
+        self._first_step_checked = False
+
+    def _build_distillation(self, teacher, teacher_ckpt, taps, connectors,
+                            cross_forwards, distill_losses, loss_mappings,
+                            loss_schedules, teacher_early_exit,
+                            allow_class_mismatch):
         # A plain attribute: not a submodule, so never trained or saved.
         object.__setattr__(self, 'teacher', self._build_teacher(
             teacher, teacher_ckpt))
@@ -215,8 +232,6 @@ class SingleTeacherDistiller(BaseModel):
         self.loss_schedules = nn.ModuleDict({
             name: TASK_UTILS.build(cfg) for name, cfg in loss_schedules.items()
         })
-        self.predict_with = 'student'
-        self._first_step_checked = False
 
     # ------------------------------------------------------------------ build
     @staticmethod
@@ -275,10 +290,14 @@ class SingleTeacherDistiller(BaseModel):
         return parsed
 
     def init_weights(self):
-        super().init_weights()
-        if self.teacher_ckpt is None:
-            # its own init (e.g. pretrained backbone), without a checkpoint
-            self.teacher.init_weights()
+        # The student first, then the rest from a forked RNG (see __init__):
+        # the random state after init is the student alone's.
+        self.student.init_weights()
+        with preserved_rng_state():
+            super().init_weights()  # skips the initialised student
+            if self.teacher_ckpt is None:
+                # its own init (e.g. pretrained backbone), without a checkpoint
+                self.teacher.init_weights()
 
     # ------------------------------------------------------------ nn.Module
     def __getattr__(self, name):
