@@ -1,0 +1,319 @@
+"""Does each paper method distil on its own detector? Paired, seed by seed.
+
+For every pair of ``benchmarks/kd_gain.yml`` (a paper method on its native,
+CPU-sized detector pair) this trains, with ``tools/sweep.py``'s engine
+(resumable: call it again to continue; a progress bar per run):
+
+* the teacher, once (seed 0);
+* per seed of the split: the student alone, the method and the classic
+  baseline, all on the student's schedule. A distilled run and the student
+  alone of one seed share the student's init and data order
+  (``SingleTeacherDistiller`` builds everything else from a forked RNG).
+
+and writes ``benchmarks/results/kd_gain.json``: per pair the metric, the
+teacher's value, every arm's per-seed values (×100), the student's seed std,
+and the paired gain of every arm over the student alone (and of the method
+over the baseline): mean, std, standard error, t = mean / se, and whether it
+counts as a gain (mean > 0 and t >= 2). The method READMEs' tables are
+generated from it by ``tools/gen_results_tables.py --kd-gain``.
+
+    python benchmarks/kd_gain.py --split tune       # seeds 0-4, for tuning
+    python benchmarks/kd_gain.py --split heldout    # seeds 100-104: the table
+    python benchmarks/kd_gain.py --split tune --pairs ltd_gfl_nwpu --dry-run
+    python benchmarks/kd_gain.py --split heldout --collect   # only the JSON
+"""
+import argparse
+import dataclasses
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+import mmrskd  # noqa: E402,F401  (compat layer before anything OpenMMLab)
+from mmrskd.evaluation.functional import paired_gain, sample_std  # noqa: E402
+from mmrskd.utils import MMRSKDError  # noqa: E402
+from mmrskd.utils.cli import exit_on_user_error  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SPEC = osp.join(REPO, 'benchmarks', 'kd_gain.yml')
+OUT = osp.join(REPO, 'benchmarks', 'results', 'kd_gain.json')
+SEED_KEY = 'randomness.seed'
+TEACHER_SEED = 0
+STUDENT_ARM = 'student'
+PAIR_KEYS = ('method', 'data', 'metric', 'teacher', 'student', 'arms')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('--spec', default=SPEC, help='the pairs (YAML)')
+    parser.add_argument('--split', default='heldout',
+                        help='a key of the spec\'s seeds: tune (0-4) or '
+                        'heldout (100-104, the reported table). Defaults to '
+                        'heldout')
+    parser.add_argument('--pairs', nargs='+', help='only these pairs')
+    parser.add_argument('--arms', nargs='+',
+                        help='train only these arms (and the teachers), e.g. '
+                        '"student" to check the seed spread first')
+    parser.add_argument('--work-dir', help='default: the spec\'s work_dir')
+    parser.add_argument('--out', default=OUT, help='the JSON to write')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='list the runs and their status')
+    parser.add_argument('--collect', action='store_true',
+                        help='train nothing; write the JSON from the logs')
+    parser.add_argument('--train-args', default='',
+                        help='extra tools/train.py arguments, e.g. "--amp"')
+    return parser.parse_args(argv)
+
+
+def load_spec(path):
+    """The pairs file, checked: one-line errors that name the key."""
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise MMRSKDError(f'--spec {osp.abspath(path)}: file not found')
+    spec = Config.fromfile(path).to_dict()
+    for key in ('seeds', 'pairs'):
+        if not isinstance(spec.get(key), dict) or not spec[key]:
+            raise MMRSKDError(f'{path}: "{key}" must map names to entries')
+    for name, pair in spec['pairs'].items():
+        missing = [k for k in PAIR_KEYS if k not in pair]
+        if missing:
+            raise MMRSKDError(f'{path}: pairs.{name} lacks {missing}')
+        if STUDENT_ARM in pair['arms']:
+            raise MMRSKDError(f'{path}: pairs.{name}.arms.{STUDENT_ARM}: '
+                              'the student alone is "student:"; rename it')
+        if pair['method'] not in pair['arms']:
+            raise MMRSKDError(f'{path}: pairs.{name}.method '
+                              f'"{pair["method"]}" is not one of its arms '
+                              f'{sorted(pair["arms"])}')
+        for where, config in [('teacher', pair['teacher']),
+                              ('student', pair['student'])] + [
+                                  (f'arms.{a}', c)
+                                  for a, c in pair['arms'].items()]:
+            if not osp.isfile(osp.join(REPO, config)):
+                raise MMRSKDError(f'{path}: pairs.{name}.{where}: config '
+                                  f'not found: {config}')
+    return spec
+
+
+def select_pairs(spec, names):
+    pairs = spec['pairs']
+    unknown = sorted(set(names or []) - set(pairs))
+    if unknown:
+        raise MMRSKDError(f'--pairs {unknown[0]}: not in the spec; known: '
+                          f'{sorted(pairs)}')
+    return {n: p for n, p in pairs.items() if not names or n in names}
+
+
+def split_seeds(spec, split):
+    if split not in spec['seeds']:
+        raise MMRSKDError(f'--split {split}: the spec has '
+                          f'{sorted(spec["seeds"])}')
+    return list(spec['seeds'][split])
+
+
+def teacher_checkpoint(teacher_run):
+    """Where the teacher run leaves its last epoch's checkpoint."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, teacher_run.config))
+    return osp.join(teacher_run.work_dir,
+                    f'epoch_{cfg.train_cfg.max_epochs}.pth')
+
+
+def pair_runs(name, pair, seeds, work_dir):
+    """The teacher run and the arms' runs of one pair, seed-major, so that an
+    interrupted benchmark has whole seeds.
+
+    Returns:
+        tuple[SweepRun, dict[str, dict[int, SweepRun]]]: the teacher run and
+        ``{arm: {seed: run}}`` with the student alone as ``'student'``.
+    """
+    from mmrskd.engine.sweep import expand_grid
+    root = osp.join(work_dir, name)
+
+    def named(run):
+        return dataclasses.replace(run, name=f'{name}/{run.name}')
+
+    teacher = named(expand_grid(
+        dict(configs=[pair['teacher']], grid={SEED_KEY: [TEACHER_SEED]}),
+        root, where=f'pairs.{name}.teacher').runs[0])
+    configs = dict(pair['arms'], **{STUDENT_ARM: pair['student']})
+    arms = {}
+    for arm, config in configs.items():
+        options = {} if arm == STUDENT_ARM else {
+            'model.teacher_ckpt': teacher_checkpoint(teacher)}
+        runs = expand_grid(dict(configs=[config], grid={SEED_KEY: seeds},
+                                cfg_options=options), root,
+                           where=f'pairs.{name}.{arm}').runs
+        arms[arm] = {run.cfg_options[SEED_KEY]: named(run) for run in runs}
+    return teacher, arms
+
+
+def select_arms(arms, names):
+    """The arms to train: all, or those named."""
+    return {a: runs for a, runs in arms.items() if not names or a in names}
+
+
+def ordered_runs(teacher, arms, seeds):
+    order = sorted(arms, key=lambda a: a != STUDENT_ARM)
+    return [teacher] + [arms[a][s] for s in seeds for a in order]
+
+
+def ensure_data(pair):
+    """Generate the pair's synthetic set (in the real on-disk format) when
+    its root is missing; an existing set is kept as it is."""
+    from mmrskd.datasets.synthetic import generate
+    data = pair['data']
+    root = osp.join(REPO, 'data', 'synthetic', data['format'])
+    if not osp.isdir(root):
+        generate(data['format'], root, int(data['num_images']))
+
+
+def commit():
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=REPO,
+                              capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def points(value):
+    return None if value is None else round(100.0 * value, 4)
+
+
+def pair_record(pair, teacher_result, arm_results):
+    """One pair's entry of the JSON.
+
+    Args:
+        pair (dict): the pair's spec.
+        teacher_result (RunResult): the teacher run.
+        arm_results (dict[str, dict[int, RunResult]]): every arm's runs by
+            seed, the student alone as ``'student'``.
+    """
+    values = {arm: {seed: points(r.final) for seed, r in runs.items()
+                    if r.final is not None}
+              for arm, runs in arm_results.items()}
+    student = values[STUDENT_ARM]
+    teacher = points(teacher_result.final)
+    student_mean = (sum(student.values()) / len(student)) if student else None
+    baselines = [a for a in pair['arms'] if a != pair['method']]
+    seconds = [r.train_seconds for runs in arm_results.values()
+               for r in runs.values() if r.train_seconds] + [
+                   teacher_result.train_seconds or 0.0]
+    return dict(
+        method=pair['method'],
+        dataset=pair['data']['format'],
+        metric=pair['metric'],
+        configs=dict(pair['arms'], teacher=pair['teacher'],
+                     **{STUDENT_ARM: pair['student']}),
+        teacher=teacher,
+        arms={arm: {str(s): v for s, v in sorted(vals.items())}
+              for arm, vals in values.items()},
+        student_std=sample_std(student.values()),
+        teacher_margin=(teacher - student_mean
+                        if teacher is not None and student_mean is not None
+                        else None),
+        gains={arm: paired_gain(values[arm], student)
+               for arm in pair['arms']},
+        method_vs_baseline={b: paired_gain(values[pair['method']], values[b])
+                            for b in baselines},
+        train_seconds=round(sum(seconds), 1))
+
+
+def write_json(record, path):
+    """Write ``record`` atomically (a reader never sees half a file)."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    tmp = f'{path}.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(record, f, indent=2, sort_keys=False)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+def summary_lines(record):
+    lines = []
+    for name, pair in record['pairs'].items():
+        head = (f'{name}: teacher {pair["teacher"]}, student std '
+                f'{_fmt(pair["student_std"])}')
+        gains = ', '.join(
+            f'{arm} {_fmt(g["mean"], sign=True)} (t {_fmt(g["t"])}, n '
+            f'{g["n"]})' for arm, g in pair['gains'].items())
+        lines.append(f'{head}; gains: {gains}')
+    return lines
+
+
+def _fmt(value, sign=False):
+    if value is None:
+        return '-'
+    return f'{value:+.2f}' if sign else f'{value:.2f}'
+
+
+@exit_on_user_error
+def main(argv=None):
+    args = parse_args(argv)
+    from mmrskd.engine.sweep import (LaunchOptions, Sweep, SweepExecutor,
+                                     collect_results)
+    spec = load_spec(args.spec)
+    seeds = split_seeds(spec, args.split)
+    pairs = select_pairs(spec, args.pairs)
+    work_dir = args.work_dir or spec.get('work_dir', 'work_dirs/kd_gain')
+    layout = {name: pair_runs(name, pair, seeds, work_dir)
+              for name, pair in pairs.items()}
+    known = {arm for _, arms in layout.values() for arm in arms}
+    unknown = sorted(set(args.arms or []) - known)
+    if unknown:
+        raise MMRSKDError(f'--arms {unknown[0]}: no such arm; known: '
+                          f'{sorted(known)}')
+    runs = [run for teacher, arms in layout.values()
+            for run in ordered_runs(teacher, select_arms(arms, args.arms),
+                                    seeds)]
+    started = time.time()
+    if not args.collect:
+        for pair in pairs.values():
+            ensure_data(pair)
+        executor = SweepExecutor(
+            Sweep(runs, work_dir),
+            LaunchOptions(train_script=osp.join(REPO, 'tools', 'train.py'),
+                          extra_args=args.train_args.split()))
+        if args.dry_run:
+            for row in executor.plan():
+                print(f'{row["status"]:<8} {row["name"]}')
+            print(f'{len(runs)} runs in {work_dir}')
+            return 0
+        try:
+            executor.run()
+        except KeyboardInterrupt:
+            print('[kd_gain] interrupted: call the same command again to '
+                  'resume', file=sys.stderr)
+            return 130
+
+    record = dict(benchmark='kd_gain', split=args.split, seeds=seeds,
+                  commit=commit(), unit='metric x 100',
+                  wall_seconds=None, pairs={})
+    for name, (teacher, arms) in layout.items():
+        pair = pairs[name]
+        teacher_result = collect_results([teacher], pair['metric'])[0]
+        arm_results = {
+            arm: dict(zip(by_seed, collect_results(list(by_seed.values()),
+                                                   pair['metric'])))
+            for arm, by_seed in arms.items()}
+        record['pairs'][name] = pair_record(pair, teacher_result,
+                                            arm_results)
+    record['wall_seconds'] = round(
+        sum(p['train_seconds'] for p in record['pairs'].values()), 1)
+    record['this_call_seconds'] = round(time.time() - started, 1)
+    write_json(record, args.out)
+    print('\n'.join(summary_lines(record)))
+    print(f'[kd_gain] {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""benchmarks/kd_gain.py: the paired statistics and the JSON it writes,
+against hand-computed values (the benchmark itself is not in the suite)."""
+import importlib.util
+import json
+import math
+import os.path as osp
+
+import pytest
+
+from mmrskd.engine.sweep import RunResult, SweepRun
+from mmrskd.evaluation.functional import paired_gain, sample_std
+from mmrskd.utils import MMRSKDError
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_kd_gain():
+    spec = importlib.util.spec_from_file_location(
+        'kd_gain', osp.join(REPO, 'benchmarks', 'kd_gain.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+kd_gain = load_kd_gain()
+
+
+def test_paired_gain_by_hand():
+    # gains 2, 3, 2: mean 7/3, std sqrt(1/3), se 1/3, t = 7
+    stats = paired_gain({0: 3.0, 1: 5.0, 2: 4.0, 9: 1.0},
+                        {0: 1.0, 1: 2.0, 2: 2.0, 7: 0.0})
+    assert stats['seeds'] == [0, 1, 2]
+    assert stats['gains'] == [2.0, 3.0, 2.0]
+    assert stats['mean'] == pytest.approx(7 / 3)
+    assert stats['std'] == pytest.approx(math.sqrt(1 / 3))
+    assert stats['se'] == pytest.approx(1 / 3)
+    assert stats['t'] == pytest.approx(7.0)
+    assert stats['beats']
+
+
+def test_paired_gain_needs_t_of_two_and_a_positive_mean():
+    # gains 1, -1, 2: mean 2/3, std sqrt(7/3), t = (2/3) / sqrt(7/9) = 0.756
+    weak = paired_gain({0: 1.0, 1: -1.0, 2: 2.0}, {0: 0.0, 1: 0.0, 2: 0.0})
+    assert weak['t'] == pytest.approx((2 / 3) / math.sqrt(7 / 9))
+    assert not weak['beats']
+    loss = paired_gain({0: 0.0, 1: 0.0}, {0: 1.0, 1: 2.0})
+    assert loss['mean'] == pytest.approx(-1.5) and not loss['beats']
+    constant = paired_gain({0: 2.0, 1: 2.0}, {0: 1.0, 1: 1.0})
+    assert constant['t'] == math.inf and constant['beats']
+    single = paired_gain({0: 2.0}, {0: 1.0})
+    assert single['t'] is None and not single['beats']
+
+
+def test_sample_std_uses_bessel():
+    assert sample_std([1.0, 2.0, 3.0, 4.0]) == pytest.approx(
+        math.sqrt(5 / 3))
+    assert sample_std([1.0]) is None
+
+
+def _result(name, seed, final, seconds=10.0):
+    run = SweepRun(name, f'configs/{name}.py',
+                   (('randomness.seed', 'seed', seed), ),
+                   {'randomness.seed': seed}, f'/tmp/{name}/seed={seed}')
+    return RunResult(run, 'done', metric='m/mAP', final=final,
+                     train_seconds=seconds)
+
+
+def test_pair_record_and_json_round_trip(tmp_path):
+    pair = dict(method='admd', data=dict(format='dior', num_images=10),
+                metric='m/mAP', teacher='configs/t.py',
+                student='configs/s.py',
+                arms=dict(admd='configs/a.py', pkd='configs/p.py'))
+    student = {0: 0.40, 1: 0.42, 2: 0.41}
+    admd = {0: 0.43, 1: 0.44, 2: 0.45}
+    pkd = {0: 0.42, 1: 0.43, 2: 0.42}
+    arms = {arm: {s: _result(arm, s, v) for s, v in vals.items()}
+            for arm, vals in
+            dict(student=student, admd=admd, pkd=pkd).items()}
+    record = kd_gain.pair_record(pair, _result('t', 0, 0.60, 30.0), arms)
+
+    assert record['teacher'] == pytest.approx(60.0)
+    assert record['arms']['admd'] == {'0': 43.0, '1': 44.0, '2': 45.0}
+    # student 40, 42, 41: std 1, mean 41
+    assert record['student_std'] == pytest.approx(1.0)
+    assert record['teacher_margin'] == pytest.approx(19.0)
+    # admd gains 3, 2, 4: mean 3, std 1, se 1/sqrt(3), t = 3 sqrt(3)
+    gain = record['gains']['admd']
+    assert gain['mean'] == pytest.approx(3.0)
+    assert gain['t'] == pytest.approx(3 * math.sqrt(3))
+    # pkd gains 2, 1, 1: mean 4/3, std sqrt(1/3), t = 4
+    assert record['gains']['pkd']['t'] == pytest.approx(4.0)
+    # admd over pkd: 1, 1, 3: mean 5/3, std sqrt(4/3), t = 5/2
+    versus = record['method_vs_baseline']['pkd']
+    assert versus['t'] == pytest.approx(2.5)
+    assert record['train_seconds'] == pytest.approx(9 * 10.0 + 30.0)
+
+    path = tmp_path / 'out' / 'kd_gain.json'
+    kd_gain.write_json(dict(pairs={'p': record}), str(path))
+    assert json.loads(path.read_text())['pairs']['p'] == json.loads(
+        json.dumps(record))
+    assert not list(path.parent.glob('*.tmp'))
+
+
+def test_shipped_spec_loads_and_pairs_every_paper_method():
+    spec = kd_gain.load_spec(kd_gain.SPEC)
+    methods = {p['method'] for p in spec['pairs'].values()}
+    assert methods == {'csakd', 'dked', 'admd', 'ltd'}
+    assert not set(spec['seeds']['tune']) & set(spec['seeds']['heldout'])
+    teacher, arms = kd_gain.pair_runs(
+        'ltd_gfl_nwpu', spec['pairs']['ltd_gfl_nwpu'], [100, 101], '/tmp/w')
+    assert set(arms) == {'student', 'ltd', 'pkd'}
+    assert arms['ltd'][100].cfg_options['model.teacher_ckpt'] == osp.join(
+        teacher.work_dir, 'epoch_12.pth')
+    assert 'model.teacher_ckpt' not in arms['student'][100].cfg_options
+    order = kd_gain.ordered_runs(teacher, arms, [100, 101])
+    assert order[0] is teacher
+    assert [r.cfg_options['randomness.seed'] for r in order[1:]] == \
+        [100] * 3 + [101] * 3
+
+
+def test_bad_split_and_pair_are_one_line_errors():
+    spec = kd_gain.load_spec(kd_gain.SPEC)
+    with pytest.raises(MMRSKDError, match='--split nope'):
+        kd_gain.split_seeds(spec, 'nope')
+    with pytest.raises(MMRSKDError, match='--pairs nope'):
+        kd_gain.select_pairs(spec, ['nope'])
