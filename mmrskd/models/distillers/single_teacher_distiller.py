@@ -23,6 +23,7 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner import load_checkpoint
 
+from mmrskd.models.distillers.gradient_probe import GradientProbe
 from mmrskd.models.distillers.loss_mapping import (BATCH_SOURCES, Source,
                                                    parse_loss_mappings,
                                                    select)
@@ -153,6 +154,9 @@ class SingleTeacherDistiller(BaseModel):
             its taps have fired. Defaults to True.
         allow_class_mismatch (bool): allow teacher and student heads with
             different class counts. Defaults to False.
+        grad_probe (dict, optional): ``dict(modules=['student.neck'],
+            interval=50)`` logs each loss term's gradient norm at those
+            student modules (:class:`GradientProbe`). Defaults to None.
         data_preprocessor: unused; the student's preprocessor is used.
         init_cfg (dict | None): initialisation config.
     """
@@ -169,6 +173,7 @@ class SingleTeacherDistiller(BaseModel):
                  loss_schedules=None,
                  teacher_early_exit=True,
                  allow_class_mismatch=False,
+                 grad_probe=None,
                  data_preprocessor=None,
                  init_cfg=None):
         student = MODELS.build(resolve_model_cfg(student, 'student'))
@@ -186,6 +191,8 @@ class SingleTeacherDistiller(BaseModel):
                 teacher_early_exit, allow_class_mismatch)
         self.predict_with = 'student'
         self._first_step_checked = False
+        self.grad_probe = None if grad_probe is None else GradientProbe(
+            self, **grad_probe)
 
     def _build_distillation(self, teacher, teacher_ckpt, taps, connectors,
                             cross_forwards, distill_losses, loss_mappings,
@@ -375,7 +382,10 @@ class SingleTeacherDistiller(BaseModel):
                            data_samples=data_samples, inputs=inputs)
             if not self._first_step_checked:
                 self._check_taps_and_names(losses)
-            losses.update(self.distillation_losses(context))
+            distill_losses = self.distillation_losses(context)
+            if self.grad_probe is not None and self.training:
+                self.grad_probe(losses, distill_losses)
+            losses.update(distill_losses)
             self._first_step_checked = True
         finally:
             self.student_taps.clear()
