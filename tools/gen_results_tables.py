@@ -10,7 +10,9 @@ training overhead between ``<!-- results:start -->`` and
 repository root and of ``configs/*/`` that has the markers is updated; a
 README gets the rows of the configs in its folder or below.
 ``--model-index`` also rewrites ``model-index.yml`` from
-``configs/*/metafile.yml``.
+``configs/*/metafile.yml``. ``--kd-gain benchmarks/results/kd_gain.json``
+writes the paired-gain tables of ``benchmarks/kd_gain.py`` between
+``<!-- kd-gain:start -->`` and ``<!-- kd-gain:end -->``.
 """
 import argparse
 import os.path as osp
@@ -39,11 +41,38 @@ def parse_args(argv=None):
                         help='decimals of the ×100 metrics. Defaults to 1')
     parser.add_argument('--out', help='also write the full table to this '
                         'Markdown file')
+    parser.add_argument('--kd-gain', metavar='JSON',
+                        help='also write the paired-gain tables of '
+                        'benchmarks/kd_gain.py\'s JSON between '
+                        '<!-- kd-gain:start --> and <!-- kd-gain:end --> '
+                        '(each method README gets its own pairs)')
     parser.add_argument('--model-index', action='store_true',
                         help='rewrite model-index.yml from the metafiles')
     parser.add_argument('--check', action='store_true',
                         help='change nothing; exit 1 if a file is outdated')
     return parser.parse_args(argv)
+
+
+def write_kd_gain_tables(path, readmes, check):
+    """The kd-gain blocks of ``readmes`` (default: every README with the
+    markers) from ``path``; returns the outdated ones."""
+    import json
+
+    from mmrskd.engine.sweep.tables import (KD_GAIN_START, find_readmes,
+                                            update_kd_gain_readmes)
+    if not osp.isfile(path):
+        raise MMRSKDError(f'--kd-gain {path}: file not found; run '
+                          'python benchmarks/kd_gain.py first')
+    with open(path) as f:
+        record = json.load(f)
+    if readmes is None:
+        readmes = find_readmes(REPO, KD_GAIN_START)
+    changed = update_kd_gain_readmes(record, readmes,
+                                     osp.relpath(path, REPO), check=check)
+    for readme, was_changed in changed.items():
+        print(f'{readme}: {"outdated" if check else "updated"}'
+              if was_changed else f'{readme}: up to date')
+    return [p for p, c in changed.items() if c]
 
 
 @exit_on_user_error
@@ -54,9 +83,9 @@ def main(argv=None):
                                             ComplexityCache, benchmark_rows,
                                             find_readmes, load_sweeps,
                                             render_table, update_readmes)
-    if not args.sweep_dirs and not args.model_index:
+    if not args.sweep_dirs and not args.model_index and not args.kd_gain:
         raise MMRSKDError('give the work dirs of tools/sweep.py (and/or '
-                          '--model-index)')
+                          '--kd-gain, --model-index)')
     outdated = []
     if args.sweep_dirs:
         register_all_modules(init_default_scope=False)
@@ -80,6 +109,9 @@ def main(argv=None):
             print(f'{path}: {"outdated" if args.check else "updated"}'
                   if was_changed else f'{path}: up to date')
         outdated += [p for p, c in changed.items() if c]
+    if args.kd_gain:
+        outdated += write_kd_gain_tables(args.kd_gain, args.readme,
+                                         args.check)
     if args.model_index:
         if write_model_index(REPO, check=args.check):
             outdated.append('model-index.yml')

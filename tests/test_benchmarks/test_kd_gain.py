@@ -124,3 +124,37 @@ def test_bad_split_and_pair_are_one_line_errors():
         kd_gain.split_seeds(spec, 'nope')
     with pytest.raises(MMRSKDError, match='--pairs nope'):
         kd_gain.select_pairs(spec, ['nope'])
+
+
+def test_readme_table_comes_from_the_json(tmp_path):
+    from mmrskd.engine.sweep.tables import update_kd_gain_readmes
+    pair = dict(method='ltd', data=dict(format='nwpu', num_images=10),
+                metric='m/mAP', teacher='t.py', student='s.py',
+                arms=dict(ltd='l.py', pkd='p.py'))
+    arms = {arm: {s: _result(arm, s, v) for s, v in vals.items()}
+            for arm, vals in dict(student={100: 0.40, 101: 0.42},
+                                  ltd={100: 0.45, 101: 0.46},
+                                  pkd={100: 0.41, 101: 0.41}).items()}
+    record = dict(split='heldout', seeds=[100, 101], commit='abc',
+                  wall_seconds=600.0, pairs=dict(
+                      ltd_gfl=kd_gain.pair_record(
+                          pair, _result('t', 0, 0.6), arms)))
+    readme = tmp_path / 'configs' / 'ltd' / 'README.md'
+    readme.parent.mkdir(parents=True)
+    readme.write_text('x\n<!-- kd-gain:start -->\nold\n<!-- kd-gain:end -->\n')
+    other = tmp_path / 'configs' / 'admd' / 'README.md'
+    other.parent.mkdir(parents=True)
+    other.write_text('<!-- kd-gain:start -->\n<!-- kd-gain:end -->\n')
+    changed = update_kd_gain_readmes(record, [str(readme), str(other)], 'k')
+    assert changed == {str(readme): True, str(other): True}
+    text = readme.read_text()
+    assert 'old' not in text
+    # ltd: gains 5, 4 -> mean +4.5, std sqrt(0.5), se 0.5, t 9
+    row = next(line for line in text.splitlines() if '**ltd**' in line)
+    assert '| 45.0 | 46.0 | 45.5 ± 0.7 | +4.5 ± 0.5 | 9.0 | **yes** |' in row
+    # ltd - pkd: 4, 5 -> +4.5 ± 0.5
+    assert any('ltd − pkd' in line and '+4.5 ± 0.5' in line
+               for line in text.splitlines())
+    assert 'No pair of this method' in other.read_text()
+    assert update_kd_gain_readmes(record, [str(readme)], 'k') == {
+        str(readme): False}
