@@ -87,3 +87,68 @@ def test_probe_of_a_layer_a_term_never_reaches_is_zero():
 def test_bad_probe_configs_fail_at_build(probe, message):
     with pytest.raises(MMRSKDError, match=message):
         distiller(grad_probe=probe)
+
+
+def test_balance_scales_each_term_to_its_target_share_of_detection():
+    torch.manual_seed(0)
+    model = distiller(grad_balance=dict(target_ratio=0.25, interval=1,
+                                        momentum=0.5, max_factor=1e6))
+    model.train()
+    hub = MessageHub.get_current_instance()
+    inputs, samples = demo_batch(model.student, seed=1)
+    params = list(model.student.neck.parameters())
+
+    def unbalanced_ratio():
+        # the same step without the balance: PKD's gradient / detection's
+        balance, model.grad_balance = model.grad_balance, None
+        losses = model.loss(inputs, samples)
+        model.grad_balance = balance
+        det = sum(v.sum() if torch.is_tensor(v) else sum(x.sum() for x in v)
+                  for k, v in losses.items() if k != 'loss_pkd')
+        return float(grad_norm(losses['loss_pkd'], params) /
+                     grad_norm(det, params)), losses['loss_pkd']
+
+    hub.update_info('iter', 0)
+    r0, raw0 = unbalanced_ratio()
+    balanced = model.loss(inputs, samples)['loss_pkd']
+    # first measurement: E = r0, f = 0.25 / r0
+    assert float(balanced) == pytest.approx(float(raw0) * 0.25 / r0,
+                                            rel=1e-4)
+    # second (same batch, same ratio up to BN statistics): E = 0.5 E + 0.5 r
+    hub.update_info('iter', 1)
+    r1, _ = unbalanced_ratio()
+    model.loss(inputs, samples)
+    ema = 0.5 * r0 + 0.5 * r1
+    assert model.grad_balance.ema_ratio.item() == pytest.approx(ema,
+                                                                rel=1e-4)
+    assert hub.get_scalar('train/grad_balance/loss_pkd').current() == \
+        pytest.approx(0.25 / ema, rel=1e-4)
+    # saved with the model for --resume
+    assert 'grad_balance.ema_ratio' in model.state_dict()
+
+
+def test_balance_leaves_unreached_terms_and_caps_the_factor():
+    from mmrskd.models.distillers.gradient_probe import (GradientBalance,
+                                                         GradientProbe)
+    lin = torch.nn.Linear(2, 1)
+    probe = GradientProbe(lin, [''], interval=1)
+    balance = GradientBalance(probe, ['loss_a', 'loss_b'],
+                              target_ratio=dict(loss_a=5.0), max_factor=2.0)
+    MessageHub.get_current_instance().update_info('iter', 0)
+    x = torch.ones(1, 2)
+    det = {'loss_det': lin(x).sum()}
+    kd = {'loss_a': 0.1 * lin(x).sum(), 'loss_b': torch.tensor(3.0)}
+    out = balance(det, kd)
+    # ratio 0.1: 5 / 0.1 = 50, capped at 2; loss_b is not balanced
+    assert float(out['loss_a']) == pytest.approx(2.0 * float(kd['loss_a']))
+    assert float(out['loss_b']) == 3.0
+
+
+@pytest.mark.parametrize('balance, message', [
+    (dict(target_ratio=dict(loss_x=1.0)), r"\['loss_x'\] name no"),
+    (dict(target_ratio=0.0), 'must be > 0'),
+    (dict(target_ratio=0.5, momentum=1.0), 'momentum=1.0'),
+])
+def test_bad_balance_configs_fail_at_build(balance, message):
+    with pytest.raises(MMRSKDError, match=message):
+        distiller(grad_balance=balance)

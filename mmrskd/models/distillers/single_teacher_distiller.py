@@ -23,7 +23,8 @@ from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
 from mmengine.runner import load_checkpoint
 
-from mmrskd.models.distillers.gradient_probe import GradientProbe
+from mmrskd.models.distillers.gradient_probe import (GradientBalance,
+                                                    GradientProbe)
 from mmrskd.models.distillers.loss_mapping import (BATCH_SOURCES, Source,
                                                    parse_loss_mappings,
                                                    select)
@@ -157,6 +158,13 @@ class SingleTeacherDistiller(BaseModel):
         grad_probe (dict, optional): ``dict(modules=['student.neck'],
             interval=50)`` logs each loss term's gradient norm at those
             student modules (:class:`GradientProbe`). Defaults to None.
+        grad_balance (dict, optional): ``dict(target_ratio=0.5,
+            modules=['student.neck'], interval=10, momentum=0.9,
+            max_factor=10)`` scales each distillation term to
+            ``target_ratio`` of the detection gradient at those modules
+            (:class:`GradientBalance`): the rule that transfers paper loss
+            weights to detectors that sum their losses differently.
+            Defaults to None (the configured weights as they are).
         data_preprocessor: unused; the student's preprocessor is used.
         init_cfg (dict | None): initialisation config.
     """
@@ -174,6 +182,7 @@ class SingleTeacherDistiller(BaseModel):
                  teacher_early_exit=True,
                  allow_class_mismatch=False,
                  grad_probe=None,
+                 grad_balance=None,
                  data_preprocessor=None,
                  init_cfg=None):
         student = MODELS.build(resolve_model_cfg(student, 'student'))
@@ -193,6 +202,14 @@ class SingleTeacherDistiller(BaseModel):
         self._first_step_checked = False
         self.grad_probe = None if grad_probe is None else GradientProbe(
             self, **grad_probe)
+        self.grad_balance = None
+        if grad_balance is not None:
+            grad_balance = dict(grad_balance)
+            probe = GradientProbe(
+                self, grad_balance.pop('modules', ['student.neck']),
+                grad_balance.pop('interval', 10), where='grad_balance')
+            self.grad_balance = GradientBalance(
+                probe, list(self.distill_losses), **grad_balance)
 
     def _build_distillation(self, teacher, teacher_ckpt, taps, connectors,
                             cross_forwards, distill_losses, loss_mappings,
@@ -385,6 +402,8 @@ class SingleTeacherDistiller(BaseModel):
             distill_losses = self.distillation_losses(context)
             if self.grad_probe is not None and self.training:
                 self.grad_probe(losses, distill_losses)
+            if self.grad_balance is not None and self.training:
+                distill_losses = self.grad_balance(losses, distill_losses)
             losses.update(distill_losses)
             self._first_step_checked = True
         finally:
