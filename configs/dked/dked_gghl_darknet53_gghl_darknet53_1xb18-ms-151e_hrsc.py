@@ -22,7 +22,8 @@ model = dict(
         loss_pred=_base_.dked_gghl_loss_pred),
     loss_mappings=dict(
         _base_.dked_gghl_loss_mappings,
-        loss_fcd=dict(preds_S='s_backbone[-1]', preds_T='t_backbone[-1]')))
+        loss_fcd=dict(preds_S='s_backbone[-1]', preds_T='t_backbone[-1]')),
+    grad_balance=_base_.dked_grad_balance)
 val_cfg = dict(type='DistillValLoop', teacher_eval='once')
 # anneals the attention temperature of the DDCs inside loss_drfd
 custom_hooks = [dict(type='DDCTemperatureHook')]

@@ -29,7 +29,8 @@ model = dict(
             in_channels=(32, 64, 128),
             student_channels=(64, 128, 256)),
         loss_pred=_base_.dked_gghl_loss_pred),
-    loss_mappings=_base_.dked_gghl_loss_mappings)
+    loss_mappings=_base_.dked_gghl_loss_mappings,
+    grad_balance=_base_.dked_grad_balance)
 val_cfg = dict(type='DistillValLoop', teacher_eval='never')
 # anneals the attention temperature of the DDCs inside loss_drfd
 custom_hooks = [dict(type='DDCTemperatureHook')]

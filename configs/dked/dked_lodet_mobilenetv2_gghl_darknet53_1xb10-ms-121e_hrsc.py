@@ -30,7 +30,8 @@ model = dict(
             in_channels=(128, 256, 512),
             student_channels=(256, 512, 1024)),
         loss_pred=_base_.dked_gghl_loss_pred),
-    loss_mappings=_base_.dked_gghl_loss_mappings)
+    loss_mappings=_base_.dked_gghl_loss_mappings,
+    grad_balance=_base_.dked_grad_balance)
 val_cfg = dict(type='DistillValLoop', teacher_eval='once')
 # anneals the attention temperature of the DDCs inside loss_drfd
 custom_hooks = [dict(type='DDCTemperatureHook')]
