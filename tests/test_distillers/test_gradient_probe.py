@@ -152,3 +152,35 @@ def test_balance_leaves_unreached_terms_and_caps_the_factor():
 def test_bad_balance_configs_fail_at_build(balance, message):
     with pytest.raises(MMRSKDError, match=message):
         distiller(grad_balance=balance)
+
+
+@MODELS.register_module(force=True)
+class FixedScaleLoss(torch.nn.Module):
+    """A loss that holds only at multiplier 1 (like DKED's reweight)."""
+    rescalable = False
+
+    def forward(self, preds_S, preds_T):
+        return sum((s.mean() - t.mean())**2 for s, t in zip(preds_S, preds_T))
+
+
+def test_balance_leaves_losses_that_hold_only_at_weight_one():
+    extra = dict(
+        distill_losses=dict(
+            loss_pkd=dict(type='PKDLoss'),
+            loss_fixed=dict(type='FixedScaleLoss')),
+        loss_mappings=dict(
+            loss_pkd=dict(preds_S=dict(source='s_fpn', connector='adapt'),
+                          preds_T='t_fpn'),
+            loss_fixed=dict(preds_S=dict(source='s_fpn', connector='adapt'),
+                            preds_T='t_fpn')))
+    model = distiller(grad_balance=dict(target_ratio=0.5), **extra)
+    assert model.grad_balance.names == ['loss_pkd']
+    with pytest.raises(MMRSKDError, match=r"\['loss_fixed'\] hold only"):
+        distiller(grad_balance=dict(target_ratio=dict(loss_fixed=0.5)),
+                  **extra)
+
+
+def test_dked_reweight_prediction_loss_is_not_rescalable():
+    from mmrskd.models.losses import DKEDPredictionLoss
+    assert not DKEDPredictionLoss(combine='reweight').rescalable
+    assert DKEDPredictionLoss(combine='additive').rescalable

@@ -53,6 +53,8 @@ dked_gghl_loss_mappings = dict(
 # is rescaled to half the detection loss's gradient at the student's FPN. At
 # the paper's weights the response term's gradient there was 40-46x the
 # detection gradient. loss_fcd acts on the backbone only (no gradient at the
-# FPN) and keeps its weight.
+# FPN) and keeps its weight; so does loss_pred, whose 'reweight' value
+# re-weights the student's own class loss and holds only at multiplier 1
+# (balanced to 2.4x it gave the GT class term a negative weight).
 dked_grad_balance = dict(
     target_ratio=0.5, modules=['student.neck'], interval=10)

@@ -163,7 +163,8 @@ class SingleTeacherDistiller(BaseModel):
             max_factor=10)`` scales each distillation term to
             ``target_ratio`` of the detection gradient at those modules
             (:class:`GradientBalance`): the rule that transfers paper loss
-            weights to detectors that sum their losses differently.
+            weights to detectors that sum their losses differently. Losses
+            whose ``rescalable`` is False keep their weight.
             Defaults to None (the configured weights as they are).
         data_preprocessor: unused; the student's preprocessor is used.
         init_cfg (dict | None): initialisation config.
@@ -208,8 +209,19 @@ class SingleTeacherDistiller(BaseModel):
             probe = GradientProbe(
                 self, grad_balance.pop('modules', ['student.neck']),
                 grad_balance.pop('interval', 10), where='grad_balance')
+            fixed = [n for n, loss in self.distill_losses.items()
+                     if not getattr(loss, 'rescalable', True)]
+            targets = grad_balance.get('target_ratio')
+            clash = sorted(set(targets) & set(fixed)) \
+                if isinstance(targets, dict) else []
+            if clash:
+                raise MMRSKDError(
+                    f'grad_balance.target_ratio: {clash} hold only at '
+                    "multiplier 1 (e.g. DKEDPredictionLoss combine="
+                    "'reweight'); drop them from target_ratio")
             self.grad_balance = GradientBalance(
-                probe, list(self.distill_losses), **grad_balance)
+                probe, [n for n in self.distill_losses if n not in fixed],
+                **grad_balance)
 
     def _build_distillation(self, teacher, teacher_ckpt, taps, connectors,
                             cross_forwards, distill_losses, loss_mappings,

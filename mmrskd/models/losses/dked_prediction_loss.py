@@ -119,6 +119,13 @@ class DKEDPredictionLoss(nn.Module):
         self.distill_objectness = distill_objectness
         self.loss_weight = loss_weight
 
+    @property
+    def rescalable(self) -> bool:
+        """Whether the distiller may rescale this loss (``grad_balance``):
+        not in ``'reweight'``, whose value re-weights the student's own
+        detection loss and holds only at multiplier 1."""
+        return self.combine != 'reweight'
+
     def forward(self, head_outs_S: Sequence[List[Tensor]],
                 head_outs_T: Sequence[List[Tensor]],
                 batch_targets: List[Dict[str, Tensor]]) -> Tensor:
