@@ -184,3 +184,29 @@ def test_dked_reweight_prediction_loss_is_not_rescalable():
     from mmrskd.models.losses import DKEDPredictionLoss
     assert not DKEDPredictionLoss(combine='reweight').rescalable
     assert DKEDPredictionLoss(combine='additive').rescalable
+
+
+def test_balance_calibrates_on_unscheduled_terms_then_freezes():
+    from mmrskd.models.distillers.gradient_probe import (GradientBalance,
+                                                         GradientProbe)
+    lin = torch.nn.Linear(2, 1)
+    balance = GradientBalance(GradientProbe(lin, [''], interval=1),
+                              ['loss_a'], target_ratio=1.0, momentum=0.0,
+                              max_factor=1e6, calibration_iters=2)
+    hub = MessageHub.get_current_instance()
+    x = torch.ones(1, 2)
+
+    def step(it, kd_scale, schedule_weight):
+        hub.update_info('iter', it)
+        det = {'loss_det': lin(x).sum()}
+        # the scheduled term: schedule weight x the raw term (0.1 x det)
+        kd = {'loss_a': schedule_weight * kd_scale * lin(x).sum()}
+        return float(balance(det, kd, {'loss_a': schedule_weight})['loss_a']
+                     / kd['loss_a'])
+
+    # raw ratio 0.1 whatever the schedule weight (4): factor 1 / 0.1
+    assert step(0, 0.1, 4.0) == pytest.approx(10.0)
+    assert step(1, 0.2, 1.0) == pytest.approx(5.0)
+    # calibration over: the factor stays, however the term changes
+    assert step(2, 0.01, 1.0) == pytest.approx(5.0)
+    assert balance.ema_ratio.item() == pytest.approx(0.2)

@@ -49,12 +49,14 @@ dked_gghl_loss_mappings = dict(
         head_outs_S='s_head', head_outs_T='t_head',
         batch_targets='s_targets'))
 # The rule that carries the paper's weights over to detectors that sum their
-# losses differently (README, "What we found"): every 10 iterations each term
-# is rescaled to half the detection loss's gradient at the student's FPN. At
-# the paper's weights the response term's gradient there was 40-46x the
-# detection gradient. loss_fcd acts on the backbone only (no gradient at the
-# FPN) and keeps its weight; so does loss_pred, whose 'reweight' value
-# re-weights the student's own class loss and holds only at multiplier 1
-# (balanced to 2.4x it gave the GT class term a negative weight).
+# losses differently (README, "What we found"): over the first 100
+# iterations each term's scale is calibrated to half the detection loss's
+# gradient at the student's FPN, then frozen. At the paper's weights the
+# response term's gradient there was 40-46x the detection gradient.
+# loss_fcd acts on the backbone only (no gradient at the FPN) and keeps its
+# weight; so does loss_pred, whose 'reweight' value re-weights the student's
+# own class loss and holds only at multiplier 1 (balanced to 2.4x, it gave
+# the GT class term a negative weight).
 dked_grad_balance = dict(
-    target_ratio=0.5, modules=['student.neck'], interval=10)
+    target_ratio=0.5, modules=['student.neck'], interval=10,
+    calibration_iters=100)

@@ -12,7 +12,7 @@ e.g. the neck) and logs, next to the losses,
 
 It costs one extra backward pass per term on the probed iterations only.
 """
-from typing import Dict, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 from mmengine.dist import all_reduce
@@ -102,41 +102,48 @@ def log_scalars(values: Dict[str, float]):
 
 
 class GradientBalance(nn.Module):
-    r"""Scale each distillation term to a set share of the detection
+    r"""Calibrate each distillation term to a set share of the detection
     gradient at the student's shared layers.
 
     Paper loss weights assume the authors' detector and its loss sums; on
     another detector the same weight can make a term drown the detection
     loss or vanish (measured here: ADMD's term at 350-780x and DKED's
     response term at 40-46x the detection gradient at the neck). The rule:
-    every ``interval`` iterations, with :math:`r_k` the gradient-norm ratio
-    of term :math:`k` (as scheduled, before balancing) over the summed
-    detection losses at the probed modules,
+    every ``interval`` iterations of the first ``calibration_iters``, with
+    :math:`r_k` the gradient-norm ratio of term :math:`k` (unscheduled:
+    the scheduled term's ratio divided by its schedule weight :math:`w_k`)
+    over the summed detection losses at the probed modules,
 
     .. math::
-        E_k \leftarrow m E_k + (1 - m) r_k \;(E_k = r_k 	ext{ at first}),
-        \qquad f_k = \min(
-ho_k / E_k,\ f_{max}),
+        E_k \leftarrow m E_k + (1 - m) r_k \;(E_k = r_k \text{ at first}),
+        \qquad f_k = \min(\rho_k / E_k,\ f_{max}),
 
-    and the term enters the total loss as :math:`f_k L_k`. A term with no
-    gradient at the probed modules (e.g. a backbone-only term probed at the
-    neck) keeps :math:`f_k = 1`. The ratios are averaged over ranks; the
-    EMAs are buffers, so ``--resume`` restores them.
+    and the term enters the total loss as :math:`f_k w_k L_k`. After the
+    calibration :math:`f_k` is frozen, so the paper's own dynamics (a
+    weight schedule such as ADMD's weight-increasing module, a loss that
+    shrinks as the student catches up) act on a fixed, calibrated scale;
+    ``calibration_iters=None`` keeps tracking for the whole run. A term with
+    no gradient at the probed modules (e.g. a backbone-only term probed at
+    the neck) keeps :math:`f_k = 1`. The ratios are averaged over ranks;
+    the EMAs are buffers, so ``--resume`` restores them.
 
     Args:
         probe (GradientProbe): measures the ratios (its modules, interval).
         names (Sequence[str]): the distillation terms.
-        target_ratio (float | dict[str, float]): :math:`
-ho_k`, one for all
+        target_ratio (float | dict[str, float]): :math:`\rho_k`, one for all
             terms or one per term (terms left out keep ``f = 1``).
         momentum (float): :math:`m` in [0, 1). Defaults to 0.9.
         max_factor (float): :math:`f_{max}`. Defaults to 10.
+        calibration_iters (int, optional): iterations over which the
+            factors are measured; None: all. Defaults to None.
         where (str): the config key, for error messages.
     """
 
     def __init__(self, probe: GradientProbe, names: Sequence[str],
                  target_ratio, momentum: float = 0.9,
-                 max_factor: float = 10.0, where: str = 'grad_balance'):
+                 max_factor: float = 10.0,
+                 calibration_iters: Optional[int] = None,
+                 where: str = 'grad_balance'):
         super().__init__()
         if not isinstance(target_ratio, dict):
             target_ratio = {name: target_ratio for name in names}
@@ -154,6 +161,10 @@ ho_k`, one for all
         if not max_factor > 0:
             raise MMRSKDError(f'{where}.max_factor={max_factor}: must be '
                               '> 0')
+        if calibration_iters is not None and calibration_iters < 1:
+            raise MMRSKDError(f'{where}.calibration_iters='
+                              f'{calibration_iters}: must be >= 1 or None')
+        self.calibration_iters = calibration_iters
         self.probe = probe
         self.names = [n for n in names if n in target_ratio]
         self.register_buffer('target', torch.tensor(
@@ -173,14 +184,27 @@ ho_k`, one for all
                 max=self.max_factor), torch.ones_like(self.ema_ratio))
         return dict(zip(self.names, factor.tolist()))
 
+    def calibrating(self) -> bool:
+        if self.calibration_iters is None:
+            return True
+        return MessageHub.get_current_instance().get_info(
+            'iter', 0) < self.calibration_iters
+
     def forward(self, det_losses: Dict[str, object],
-                kd_losses: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Update the ratios on the due iterations; ``kd_losses`` scaled."""
-        if self.probe.due():
+                kd_losses: Dict[str, Tensor],
+                schedule_weights: Optional[Dict[str, float]] = None
+                ) -> Dict[str, Tensor]:
+        """Update the ratios on the due calibration iterations; returns
+        ``kd_losses`` scaled. ``schedule_weights`` are the weights the terms
+        were already scheduled with (1 when not given)."""
+        weights = schedule_weights or {}
+        due = [n for n in self.names if weights.get(n, 1.0) > 0]
+        if due and self.calibrating() and self.probe.due():
             measured = self.probe.measure(
-                det_losses, {n: kd_losses[n] for n in self.names})
+                det_losses, {n: kd_losses[n] for n in due})
             ratio = torch.tensor(
-                [measured[f'grad_ratio/{n}'] for n in self.names],
+                [measured[f'grad_ratio/{n}'] / weights.get(n, 1.0)
+                 if n in due else float('nan') for n in self.names],
                 dtype=torch.float64, device=self.ema_ratio.device)
             all_reduce(ratio, op='mean')
             seen = torch.isfinite(ratio) & (ratio > 0)

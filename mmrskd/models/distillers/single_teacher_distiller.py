@@ -160,7 +160,7 @@ class SingleTeacherDistiller(BaseModel):
             student modules (:class:`GradientProbe`). Defaults to None.
         grad_balance (dict, optional): ``dict(target_ratio=0.5,
             modules=['student.neck'], interval=10, momentum=0.9,
-            max_factor=10)`` scales each distillation term to
+            max_factor=10, calibration_iters=None)`` scales each distillation term to
             ``target_ratio`` of the detection gradient at those modules
             (:class:`GradientBalance`): the rule that transfers paper loss
             weights to detectors that sum their losses differently. Losses
@@ -415,7 +415,8 @@ class SingleTeacherDistiller(BaseModel):
             if self.grad_probe is not None and self.training:
                 self.grad_probe(losses, distill_losses)
             if self.grad_balance is not None and self.training:
-                distill_losses = self.grad_balance(losses, distill_losses)
+                distill_losses = self.grad_balance(losses, distill_losses,
+                                                   self.schedule_weights)
             losses.update(distill_losses)
             self._first_step_checked = True
         finally:
@@ -428,10 +429,12 @@ class SingleTeacherDistiller(BaseModel):
         cur_iter, max_iters = self._progress()
         cache = {}
         losses = {}
+        self.schedule_weights = {}
         for name, loss in self.distill_losses.items():
             schedule = self.loss_schedules[name] \
                 if name in self.loss_schedules else None
             weight = 1.0 if schedule is None else schedule(cur_iter, max_iters)
+            self.schedule_weights[name] = weight
             if weight == 0:
                 losses[name] = context['inputs'].new_zeros(()).float()
                 continue
