@@ -10,7 +10,8 @@ CPU-sized detector pair) this trains, with ``tools/sweep.py``'s engine
   alone of one seed share the student's init and data order
   (``SingleTeacherDistiller`` builds everything else from a forked RNG).
 
-and writes ``benchmarks/results/kd_gain.json``: per pair the metric, the
+and writes ``benchmarks/results/kd_gain.json`` (``kd_gain_tune.json`` for
+the tuning seeds, so they never pass for the table): per pair the metric, the
 teacher's value, every arm's per-seed values (×100), the student's seed std,
 and the paired gain of every arm over the student alone (and of the method
 over the baseline): mean, std, standard error, t = mean / se, and whether it
@@ -40,7 +41,8 @@ from mmrskd.utils.cli import exit_on_user_error  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SPEC = osp.join(REPO, 'benchmarks', 'kd_gain.yml')
-OUT = osp.join(REPO, 'benchmarks', 'results', 'kd_gain.json')
+RESULTS = osp.join(REPO, 'benchmarks', 'results')
+REPORTED_SPLIT = 'heldout'
 SEED_KEY = 'randomness.seed'
 TEACHER_SEED = 0
 STUDENT_ARM = 'student'
@@ -62,7 +64,9 @@ def parse_args(argv=None):
                         help='train only these arms (and the teachers), e.g. '
                         '"student" to check the seed spread first')
     parser.add_argument('--work-dir', help='default: the spec\'s work_dir')
-    parser.add_argument('--out', default=OUT, help='the JSON to write')
+    parser.add_argument('--out', help='the JSON to write (default: '
+                        'benchmarks/results/kd_gain.json for heldout, '
+                        'kd_gain_<split>.json for another split)')
     parser.add_argument('--dry-run', action='store_true',
                         help='list the runs and their status')
     parser.add_argument('--collect', action='store_true',
@@ -309,9 +313,11 @@ def main(argv=None):
     record['wall_seconds'] = round(
         sum(p['train_seconds'] for p in record['pairs'].values()), 1)
     record['this_call_seconds'] = round(time.time() - started, 1)
-    write_json(record, args.out)
+    out = args.out or osp.join(RESULTS, 'kd_gain.json' if args.split ==
+                               REPORTED_SPLIT else f'kd_gain_{args.split}.json')
+    write_json(record, out)
     print('\n'.join(summary_lines(record)))
-    print(f'[kd_gain] {args.out}')
+    print(f'[kd_gain] {out}')
     return 0
 
 

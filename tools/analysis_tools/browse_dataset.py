@@ -17,10 +17,9 @@ import os.path as osp
 import cv2
 import numpy as np
 from mmengine.config import DictAction
-from mmengine.registry import init_default_scope
 
+from mmrskd.datasets.builder import build_split_dataset
 from mmrskd.evaluation.functional import as_box_array
-from mmrskd.registry import DATASETS
 from mmrskd.utils import MMRSKDError, register_all_modules
 from mmrskd.utils.cli import exit_on_user_error, load_tool_config
 
@@ -136,12 +135,7 @@ def main(argv=None):
         cfg.merge_from_dict(args.cfg_options)
     if args.num < 1:
         raise MMRSKDError(f'--num {args.num} must be at least 1')
-    key = f'{args.split}_dataloader'
-    if not cfg.get(key) or 'dataset' not in cfg[key]:
-        raise MMRSKDError(f'{key}.dataset is not set in {args.config}; '
-                          'choose another --split or add the dataloader')
-    init_default_scope(cfg.get('default_scope', 'mmrskd'))
-    dataset = DATASETS.build(cfg[key]['dataset'])
+    dataset = build_split_dataset(cfg, args.split, args.config)
     classes = dataset.metainfo.get('classes', ())
     palette = dataset.metainfo.get('palette')
     os.makedirs(args.output_dir, exist_ok=True)

@@ -19,11 +19,10 @@ import os.path as osp
 import numpy as np
 from mmengine.config import DictAction
 from mmengine.fileio import dump
-from mmengine.registry import init_default_scope
 
+from mmrskd.datasets.builder import build_split_dataset
 from mmrskd.datasets.utils import read_image_size
 from mmrskd.evaluation.functional import as_box_array
-from mmrskd.registry import DATASETS
 from mmrskd.utils import MMRSKDError, register_all_modules
 from mmrskd.utils.cli import exit_on_user_error, load_tool_config
 
@@ -40,16 +39,6 @@ def parse_args(argv=None):
                         help='override config keys, e.g. '
                         'train_dataloader.dataset.data_root=data/DOTA/')
     return parser.parse_args(argv)
-
-
-def build_split_dataset(cfg, split, config_path):
-    """The dataset of ``cfg.<split>_dataloader``, built by the registry."""
-    key = f'{split}_dataloader'
-    if not cfg.get(key) or 'dataset' not in cfg[key]:
-        raise MMRSKDError(f'{key}.dataset is not set in {config_path}; '
-                          'choose another --split or add the dataloader')
-    init_default_scope(cfg.get('default_scope', 'mmrskd'))
-    return DATASETS.build(cfg[key]['dataset'])
 
 
 def polygon_area(poly):
