@@ -1,6 +1,5 @@
 """benchmarks/kd_gain.py: the paired statistics and the JSON it writes,
 against hand-computed values (the benchmark itself is not in the suite)."""
-import importlib.util
 import json
 import math
 import os.path as osp
@@ -10,19 +9,6 @@ import pytest
 from mmrskd.engine.sweep import RunResult, SweepRun
 from mmrskd.evaluation.functional import paired_gain, sample_std
 from mmrskd.utils import MMRSKDError
-
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_kd_gain():
-    spec = importlib.util.spec_from_file_location(
-        'kd_gain', osp.join(REPO, 'benchmarks', 'kd_gain.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-kd_gain = load_kd_gain()
 
 
 def test_paired_gain_by_hand():
@@ -65,7 +51,7 @@ def _result(name, seed, final, seconds=10.0):
                      train_seconds=seconds)
 
 
-def test_pair_record_and_json_round_trip(tmp_path):
+def test_pair_record_and_json_round_trip(kd_gain, tmp_path):
     pair = dict(method='admd', data=dict(format='dior', num_images=10),
                 metric='m/mAP', teacher='configs/t.py',
                 student='configs/s.py',
@@ -101,7 +87,7 @@ def test_pair_record_and_json_round_trip(tmp_path):
     assert not list(path.parent.glob('*.tmp'))
 
 
-def test_shipped_spec_loads_and_pairs_every_paper_method():
+def test_shipped_spec_loads_and_pairs_every_paper_method(kd_gain):
     spec = kd_gain.load_spec(kd_gain.SPEC)
     methods = {p['method'] for p in spec['pairs'].values()}
     assert methods == {'csakd', 'dked', 'admd', 'ltd'}
@@ -118,7 +104,7 @@ def test_shipped_spec_loads_and_pairs_every_paper_method():
         [100] * 3 + [101] * 3
 
 
-def test_bad_split_and_pair_are_one_line_errors():
+def test_bad_split_and_pair_are_one_line_errors(kd_gain):
     spec = kd_gain.load_spec(kd_gain.SPEC)
     with pytest.raises(MMRSKDError, match='--split nope'):
         kd_gain.split_seeds(spec, 'nope')
@@ -126,7 +112,7 @@ def test_bad_split_and_pair_are_one_line_errors():
         kd_gain.select_pairs(spec, ['nope'])
 
 
-def test_readme_table_comes_from_the_json(tmp_path):
+def test_readme_table_comes_from_the_json(kd_gain, tmp_path):
     from mmrskd.engine.sweep.tables import update_kd_gain_readmes
     pair = dict(method='ltd', data=dict(format='nwpu', num_images=10),
                 metric='m/mAP', teacher='t.py', student='s.py',

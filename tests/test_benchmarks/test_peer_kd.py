@@ -1,25 +1,11 @@
 """benchmarks/peer_kd.py: our LD mapping computes mmdet's LDHead loss (the
 timing is not in the suite)."""
-import importlib.util
 import os.path as osp
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-
-def load_peer_kd():
-    spec = importlib.util.spec_from_file_location(
-        'peer_kd', osp.join(REPO, 'benchmarks', 'peer_kd.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peer_kd = load_peer_kd()
-
-
-def test_losses_match_mmdet_ld_detector():
+def test_losses_match_mmdet_ld_detector(peer_kd):
     cfg, ours, _, peer, _ = peer_kd.build_pair()
     # one image: the student's scores on the positives sum to below 1, so
     # mmdet's unclamped box-loss normalisation is exercised too
@@ -40,7 +26,7 @@ def test_losses_match_mmdet_ld_detector():
         assert row['ours'] != pytest.approx(row['mmdet'], rel=1e-2)
 
 
-def test_unknown_argument_is_a_usage_error(capsys):
+def test_unknown_argument_is_a_usage_error(peer_kd, capsys):
     with pytest.raises(SystemExit) as exit_info:
         peer_kd.parse_args(['--bogus'])
     assert exit_info.value.code == 2
