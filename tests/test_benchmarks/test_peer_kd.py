@@ -1,6 +1,5 @@
 """benchmarks/peer_kd.py: our LD mapping computes mmdet's LDHead loss (the
 timing is not in the suite)."""
-import os.path as osp
 
 import pytest
 
