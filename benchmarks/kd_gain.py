@@ -147,7 +147,7 @@ def pair_runs(name, pair, seeds, work_dir):
     teacher = named(expand_grid(
         dict(configs=[pair['teacher']], grid={SEED_KEY: [TEACHER_SEED]}),
         root, where=f'pairs.{name}.teacher').runs[0])
-    configs = dict(pair['arms'], **{STUDENT_ARM: pair['student']})
+    configs = {STUDENT_ARM: pair['student'], **pair['arms']}
     arms = {}
     for arm, config in configs.items():
         options = {} if arm == STUDENT_ARM else {
