@@ -6,6 +6,7 @@ removes most of the seed noise: the evidence for a gain is the paired t
 statistic ``mean(d) / (std(d) / sqrt(n))`` over ``d = treated - control``.
 """
 import math
+import statistics
 from typing import Dict, Mapping, Optional
 
 #: A method "beats" its control when the paired mean gain is positive and
@@ -14,12 +15,10 @@ MIN_T = 2.0
 
 
 def sample_std(values) -> Optional[float]:
-    """Standard deviation with Bessel's correction (ddof=1); None for n<2."""
+    """:func:`statistics.stdev` (ddof=1), None for fewer than two values
+    (undefined, shown as ``-`` in the tables)."""
     values = list(values)
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    return math.sqrt(sum((v - mean)**2 for v in values) / (len(values) - 1))
+    return statistics.stdev(values) if len(values) > 1 else None
 
 
 def paired_gain(treated: Mapping, control: Mapping,

@@ -176,6 +176,29 @@ class GradientBalance(nn.Module):
         self.register_buffer('ema_ratio', torch.full(
             (len(self.names), ), -1.0, dtype=torch.float64))
 
+    @classmethod
+    def build(cls, model: nn.Module, losses: Dict[str, nn.Module],
+              target_ratio, modules: Sequence[str] = ('student.neck', ),
+              interval: int = 10, where: str = 'grad_balance',
+              **kwargs) -> 'GradientBalance':
+        """The balance of a distiller's ``losses`` (the ``grad_balance``
+        config): a probe of ``model``'s ``modules`` every ``interval``
+        iterations, over the losses that may be rescaled (a loss whose
+        ``rescalable`` is False, e.g. DKED's prediction term in
+        ``'reweight'``, holds only at multiplier 1 and keeps it)."""
+        fixed = sorted(n for n, loss in losses.items()
+                       if not getattr(loss, 'rescalable', True))
+        clash = sorted(set(target_ratio) & set(fixed)) \
+            if isinstance(target_ratio, dict) else []
+        if clash:
+            raise MMRSKDError(
+                f'{where}.target_ratio: {clash} hold only at multiplier 1 '
+                "(e.g. DKEDPredictionLoss combine='reweight'); drop them "
+                'from target_ratio')
+        probe = GradientProbe(model, modules, interval, where=where)
+        return cls(probe, [n for n in losses if n not in fixed],
+                   target_ratio, where=where, **kwargs)
+
     def factors(self) -> Dict[str, float]:
         """The current multiplier of every balanced term."""
         known = self.ema_ratio > 0

@@ -203,25 +203,8 @@ class SingleTeacherDistiller(BaseModel):
         self._first_step_checked = False
         self.grad_probe = None if grad_probe is None else GradientProbe(
             self, **grad_probe)
-        self.grad_balance = None
-        if grad_balance is not None:
-            grad_balance = dict(grad_balance)
-            probe = GradientProbe(
-                self, grad_balance.pop('modules', ['student.neck']),
-                grad_balance.pop('interval', 10), where='grad_balance')
-            fixed = [n for n, loss in self.distill_losses.items()
-                     if not getattr(loss, 'rescalable', True)]
-            targets = grad_balance.get('target_ratio')
-            clash = sorted(set(targets) & set(fixed)) \
-                if isinstance(targets, dict) else []
-            if clash:
-                raise MMRSKDError(
-                    f'grad_balance.target_ratio: {clash} hold only at '
-                    "multiplier 1 (e.g. DKEDPredictionLoss combine="
-                    "'reweight'); drop them from target_ratio")
-            self.grad_balance = GradientBalance(
-                probe, [n for n in self.distill_losses if n not in fixed],
-                **grad_balance)
+        self.grad_balance = None if grad_balance is None else \
+            GradientBalance.build(self, self.distill_losses, **grad_balance)
 
     def _build_distillation(self, teacher, teacher_ckpt, taps, connectors,
                             cross_forwards, distill_losses, loss_mappings,
