@@ -26,7 +26,6 @@ generated from it by ``tools/gen_results_tables.py --kd-gain``.
 import argparse
 import dataclasses
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -35,8 +34,10 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmrskd  # noqa: E402,F401  (compat layer before anything OpenMMLab)
+from mmrskd.engine.sweep.tables import format_number  # noqa: E402
 from mmrskd.evaluation.functional import paired_gain, sample_std  # noqa: E402
 from mmrskd.utils import MMRSKDError  # noqa: E402
+from mmrskd.utils.checkpoint import atomic_write_bytes  # noqa: E402
 from mmrskd.utils.cli import exit_on_user_error  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -233,30 +234,20 @@ def pair_record(pair, teacher_result, arm_results):
 
 def write_json(record, path):
     """Write ``record`` atomically (a reader never sees half a file)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    tmp = f'{path}.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(record, f, indent=2, sort_keys=False)
-        f.write('\n')
-    os.replace(tmp, path)
+    atomic_write_bytes((json.dumps(record, indent=2) + '\n').encode(), path)
 
 
 def summary_lines(record):
     lines = []
     for name, pair in record['pairs'].items():
         head = (f'{name}: teacher {pair["teacher"]}, student std '
-                f'{_fmt(pair["student_std"])}')
+                f'{format_number(pair["student_std"], digits=2)}')
         gains = ', '.join(
-            f'{arm} {_fmt(g["mean"], sign=True)} (t {_fmt(g["t"])}, n '
-            f'{g["n"]})' for arm, g in pair['gains'].items())
+            f'{arm} {format_number(g["mean"], sign=True, digits=2)} (t '
+            f'{format_number(g["t"], digits=2)}, n {g["n"]})'
+            for arm, g in pair['gains'].items())
         lines.append(f'{head}; gains: {gains}')
     return lines
-
-
-def _fmt(value, sign=False):
-    if value is None:
-        return '-'
-    return f'{value:+.2f}' if sign else f'{value:.2f}'
 
 
 @exit_on_user_error

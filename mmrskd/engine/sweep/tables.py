@@ -308,12 +308,14 @@ KD_GAIN_START = '<!-- kd-gain:start -->'
 KD_GAIN_END = '<!-- kd-gain:end -->'
 
 
-def _num(value, sign=False):
+def format_number(value, sign=False, digits=1):
+    """``value`` with ``digits`` decimals (``sign``: always signed); ``-``
+    for None, ``∞``/``-∞`` for infinities."""
     if value is None:
         return '-'
     if value in (float('inf'), float('-inf')):
         return '∞' if value > 0 else '-∞'
-    return f'{value:+.1f}' if sign else f'{value:.1f}'
+    return f'{value:+.{digits}f}' if sign else f'{value:.{digits}f}'
 
 
 def kd_gain_block(record: dict, source: str,
@@ -344,20 +346,20 @@ def kd_gain_block(record: dict, source: str,
             std = sample_std(vals)
             gain = pair['gains'].get(arm)
             rows.append([
-                name, pair['metric'], _num(pair['teacher']),
+                name, pair['metric'], format_number(pair['teacher']),
                 f'**{arm}**' if arm == pair['method'] else arm
-            ] + [_num(values.get(str(s))) for s in seeds] + [
-                f'{_num(mean)} ± {_num(std)}',
+            ] + [format_number(values.get(str(s))) for s in seeds] + [
+                f'{format_number(mean)} ± {format_number(std)}',
                 '-' if gain is None else
-                f'{_num(gain["mean"], True)} ± {_num(gain["se"])}',
-                '-' if gain is None else _num(gain['t']),
+                f'{format_number(gain["mean"], True)} ± {format_number(gain["se"])}',
+                '-' if gain is None else format_number(gain['t']),
                 '-' if gain is None else ('**yes**' if gain['beats']
                                           else 'no')])
         for baseline, versus in pair['method_vs_baseline'].items():
             rows.append([name, pair['metric'], '', f'{pair["method"]} − '
                          f'{baseline}'] + ['' for _ in seeds] + [
-                             '', f'{_num(versus["mean"], True)} ± '
-                             f'{_num(versus["se"])}', _num(versus['t']),
+                             '', f'{format_number(versus["mean"], True)} ± '
+                             f'{format_number(versus["se"])}', format_number(versus['t']),
                              '**yes**' if versus['beats'] else 'no'])
     if not rows:
         return '\n'.join(lines[:1]) + '\n\nNo pair of this method in ' \
