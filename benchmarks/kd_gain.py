@@ -47,6 +47,7 @@ REPORTED_SPLIT = 'heldout'
 SEED_KEY = 'randomness.seed'
 TEACHER_SEED = 0
 STUDENT_ARM = 'student'
+DATA_STAMP = 'kd_gain_data.json'
 PAIR_KEYS = ('method', 'data', 'metric', 'teacher', 'student', 'arms')
 
 
@@ -90,6 +91,12 @@ def load_spec(path):
         missing = [k for k in PAIR_KEYS if k not in pair]
         if missing:
             raise MMRSKDError(f'{path}: pairs.{name} lacks {missing}')
+        data = pair['data']
+        if not isinstance(data, dict) or 'format' not in data or not (
+                data.get('splits') or data.get('num_images')):
+            raise MMRSKDError(f'{path}: pairs.{name}.data needs format and '
+                              'splits (e.g. {train: 120, val: 400}) or '
+                              'num_images')
         if STUDENT_ARM in pair['arms']:
             raise MMRSKDError(f'{path}: pairs.{name}.arms.{STUDENT_ARM}: '
                               'the student alone is "student:"; rename it')
@@ -141,18 +148,21 @@ def pair_runs(name, pair, seeds, work_dir):
     """
     from mmrskd.engine.sweep import expand_grid
     root = osp.join(work_dir, name)
+    data = data_root(pair, work_dir)
 
     def named(run):
         return dataclasses.replace(run, name=f'{name}/{run.name}')
 
     teacher = named(expand_grid(
-        dict(configs=[pair['teacher']], grid={SEED_KEY: [TEACHER_SEED]}),
+        dict(configs=[pair['teacher']], grid={SEED_KEY: [TEACHER_SEED]},
+             cfg_options=data_root_options(pair['teacher'], data)),
         root, where=f'pairs.{name}.teacher').runs[0])
     configs = {STUDENT_ARM: pair['student'], **pair['arms']}
     arms = {}
     for arm, config in configs.items():
-        options = {} if arm == STUDENT_ARM else {
-            'model.teacher_ckpt': teacher_checkpoint(teacher)}
+        options = data_root_options(config, data)
+        if arm != STUDENT_ARM:
+            options['model.teacher_ckpt'] = teacher_checkpoint(teacher)
         runs = expand_grid(dict(configs=[config], grid={SEED_KEY: seeds},
                                 cfg_options=options), root,
                            where=f'pairs.{name}.{arm}').runs
@@ -170,14 +180,73 @@ def ordered_runs(teacher, arms, seeds):
     return [teacher] + [arms[a][s] for s in seeds for a in order]
 
 
-def ensure_data(pair):
-    """Generate the pair's synthetic set (in the real on-disk format) when
-    its root is missing; an existing set is kept as it is."""
-    from mmrskd.datasets.synthetic import generate
+def data_spec(pair):
+    """``(format, {split: images})`` of a pair's ``data`` entry: ``splits``
+    sizes each split (e.g. a large val split, so that evaluation noise does
+    not hide a gain); ``num_images`` alone keeps the format's fractions."""
     data = pair['data']
-    root = osp.join(REPO, 'data', 'synthetic', data['format'])
-    if not osp.isdir(root):
-        generate(data['format'], root, int(data['num_images']))
+    splits = dict(data.get('splits') or {})
+    return data['format'], splits
+
+
+def data_root(pair, work_dir):
+    """Where the pair's synthetic set lives: one folder per data spec, so
+    that pairs with the same spec share it and no other set is reused."""
+    fmt, splits = data_spec(pair)
+    sizes = '_'.join(f'{name}{count}' for name, count in splits.items()) \
+        or str(pair['data']['num_images'])
+    return osp.join(work_dir, 'data', f'{fmt}_{sizes}')
+
+
+def ensure_data(pair, root):
+    """Generate the pair's synthetic set (in the real on-disk format) when
+    it is missing; a set written for another spec is refused."""
+    from mmrskd.datasets.synthetic import generate
+    fmt, splits = data_spec(pair)
+    spec = dict(format=fmt, splits=splits,
+                num_images=sum(splits.values()) or
+                int(pair['data']['num_images']))
+    stamp = osp.join(root, DATA_STAMP)
+    if osp.isfile(stamp):
+        with open(stamp) as f:
+            written = json.load(f)
+        if written != spec:
+            raise MMRSKDError(f'{stamp}: written for {written}, the spec asks '
+                              f'for {spec}; delete {root} to regenerate it')
+        return
+    generate(fmt, root, spec['num_images'], split_sizes=splits or None,
+             overwrite=True)
+    atomic_write_bytes(json.dumps(spec).encode(), stamp)
+
+
+def data_root_options(config, root):
+    """``--cfg-options`` that point every dataset of ``config`` (train, val
+    and test, wrapped ones included) at ``root``.
+
+    Returns:
+        dict[str, str]: e.g. ``{'train_dataloader.dataset.datasets.0.
+        data_root': root + '/', ...}``.
+    """
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, config))
+    options = {}
+
+    def visit(node, key):
+        if isinstance(node, dict):
+            if 'data_root' in node:
+                options[f'{key}.data_root'] = osp.join(root, '')
+            for name, child in node.items():
+                visit(child, f'{key}.{name}')
+        elif isinstance(node, (list, tuple)):
+            for index, child in enumerate(node):
+                visit(child, f'{key}.{index}')
+
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        visit(cfg.get(loader, {}).get('dataset'), f'{loader}.dataset')
+    if not options:
+        raise MMRSKDError(f'{config}: no dataset with a data_root to point '
+                          f'at the benchmark\'s data ({root})')
+    return options
 
 
 def commit():
@@ -215,6 +284,7 @@ def pair_record(pair, teacher_result, arm_results):
     return dict(
         method=pair['method'],
         dataset=pair['data']['format'],
+        data=pair['data'],
         metric=pair['metric'],
         configs=dict(pair['arms'], teacher=pair['teacher'],
                      **{STUDENT_ARM: pair['student']}),
@@ -272,7 +342,7 @@ def main(argv=None):
     started = time.time()
     if not args.collect:
         for pair in pairs.values():
-            ensure_data(pair)
+            ensure_data(pair, data_root(pair, work_dir))
         executor = SweepExecutor(
             Sweep(runs, work_dir),
             LaunchOptions(train_script=osp.join(REPO, 'tools', 'train.py'),

@@ -144,3 +144,28 @@ def test_readme_table_comes_from_the_json(kd_gain, tmp_path):
     assert 'No pair of this method' in other.read_text()
     assert update_kd_gain_readmes(record, [str(readme)], 'k') == {
         str(readme): False}
+
+
+def test_every_dataset_of_a_run_points_at_the_pair_data(kd_gain):
+    # synthetic DIOR trains on a ConcatDataset of train and val
+    options = kd_gain.data_root_options(
+        'configs/admd/fcos_r18-w16_fpn_12e_synthetic-dior.py', '/d/x')
+    assert options == {
+        'train_dataloader.dataset.datasets.0.data_root': '/d/x/',
+        'train_dataloader.dataset.datasets.1.data_root': '/d/x/',
+        'val_dataloader.dataset.data_root': '/d/x/',
+        'test_dataloader.dataset.data_root': '/d/x/'}
+    pair = dict(data=dict(format='dota', splits=dict(train=3, val=5)))
+    assert kd_gain.data_root(pair, '/w') == '/w/data/dota_train3_val5'
+
+
+def test_pair_data_is_written_once_and_never_reused_for_another_spec(
+        kd_gain, tmp_path):
+    pair = dict(data=dict(format='dota', splits=dict(train=2, val=3)))
+    root = str(tmp_path / 'dota')
+    kd_gain.ensure_data(pair, root)
+    assert len(list((tmp_path / 'dota' / 'val' / 'images').iterdir())) == 3
+    kd_gain.ensure_data(pair, root)  # kept as it is
+    other = dict(data=dict(format='dota', splits=dict(train=2, val=4)))
+    with pytest.raises(MMRSKDError, match='delete .* to regenerate'):
+        kd_gain.ensure_data(other, root)

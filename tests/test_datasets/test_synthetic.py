@@ -178,6 +178,22 @@ def test_bad_arguments(tmp_path):
     ]
 
 
+def test_split_sizes_replace_the_fractions(tmp_path):
+    records = generate('dior', str(tmp_path / 'dior'), 7, img_size=96,
+                       split_sizes=dict(train=2, val=4, test=1))
+    assert [r['split'] for r in records] == ['train'] * 2 + ['val'] * 4 + [
+        'test']
+    val = open(tmp_path / 'dior' / 'ImageSets' / 'Main' / 'val.txt').read()
+    assert val.split() == [r['img_id'] for r in records[2:6]]
+    with pytest.raises(MMRSKDError, match='add up to 5, not num_images=6'):
+        generate('dota', str(tmp_path / 'a'), 6, split_sizes=dict(train=2,
+                                                                 val=3))
+    with pytest.raises(MMRSKDError, match=r"splits \['train', 'val'\]"):
+        generate('dota', str(tmp_path / 'b'), 5, split_sizes=dict(train=5))
+    with pytest.raises(MMRSKDError, match='splits the images itself'):
+        generate('nwpu', str(tmp_path / 'c'), 2, split_sizes=dict(train=2))
+
+
 def test_cli(tmp_path, capsys):
     from importlib.util import module_from_spec, spec_from_file_location
     path = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'misc',
@@ -191,3 +207,10 @@ def test_cli(tmp_path, capsys):
     assert osp.isfile(tmp_path / 'nwpu_vhr10_split.json')
     with pytest.raises(SystemExit, match='--overwrite'):
         cli.main(['--format', 'nwpu', '--out', str(tmp_path)])
+    cli.main(['--format', 'dota', '--out', str(tmp_path / 'dota'),
+              '--num-images', '3', '--img-size', '96', '--split-sizes',
+              'train=1,val=2'])
+    assert len(os.listdir(tmp_path / 'dota' / 'val' / 'images')) == 2
+    with pytest.raises(SystemExit):
+        cli.parse_args(['--format', 'dota', '--split-sizes', 'train:1'])
+    assert "'train:1': expected SPLIT=N" in capsys.readouterr().err

@@ -21,6 +21,9 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def build_loss(**kwargs):
+    """The raw-discrepancy loss unless ``discrepancy_norm`` is given, so the
+    hand computations below stay in the units of the squared error."""
+    kwargs.setdefault('discrepancy_norm', 'none')
     return MODELS.build(dict(type='ADMDLoss', **kwargs))
 
 
@@ -53,6 +56,33 @@ def test_temperature_sharpens_or_flattens_the_mask():
     w0, w1 = 2 / (1 + math.e**2), 2 * math.e**2 / (1 + math.e**2)
     sharp = build_loss(temperature=0.5)(preds_S, preds_T)
     assert sharp.item() == pytest.approx((2 * w0 + 4 * w1) / 2, rel=1e-6)
+
+
+def test_mean_norm_matches_hand_computation():
+    preds_S, preds_T = two_position_pair()
+    # D = (1, 2) over its mean 1.5: (2/3, 4/3); M = 2 softmax(2/3, 4/3)
+    a = math.exp(2 / 3)
+    expected = (2 * 2 / (1 + a) + 4 * 2 * a / (1 + a)) / 2
+    loss = build_loss(discrepancy_norm='mean')(preds_S, preds_T)
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert MODELS.build(dict(type='ADMDLoss')).discrepancy_norm == 'mean'
+
+
+def test_mean_norm_mask_is_scale_free_raw_mask_collapses():
+    torch.manual_seed(0)
+    sq_error = torch.rand(2, 4, 6, 6)
+    scaled = build_loss(discrepancy_norm='mean')
+    torch.testing.assert_close(scaled.discrepancy_mask(sq_error),
+                               scaled.discrepancy_mask(100 * sq_error))
+    # raw units: x100 puts nearly all of the mask on one position per image
+    raw = build_loss().discrepancy_mask(100 * sq_error).flatten(1)
+    assert (raw.max(1).values > 0.9 * 36).all()
+    assert (scaled.discrepancy_mask(sq_error).max() < 4)
+
+
+def test_unknown_discrepancy_norm_is_a_one_line_error():
+    with pytest.raises(MMRSKDError, match="choose one of \\('mean', 'none'"):
+        build_loss(discrepancy_norm='std')
 
 
 def test_mask_is_detached():

@@ -15,6 +15,16 @@ from mmrskd.datasets.synthetic import FORMATS, default_classes, generate
 from mmrskd.utils import MMRSKDError
 
 
+def split_sizes(text):
+    """``'train=120,val=400'`` -> ``{'train': 120, 'val': 400}``."""
+    try:
+        return {name.strip(): int(count) for name, count in
+                (item.split('=') for item in text.split(','))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'{text!r}: expected SPLIT=N[,SPLIT=N], e.g. train=120,val=400')
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Write a synthetic dataset in the on-disk format of '
@@ -31,6 +41,10 @@ def parse_args(argv=None):
         '--classes', help='comma-separated real class names of the dataset '
         '(default: a small visually distinct subset)')
     parser.add_argument(
+        '--split-sizes', type=split_sizes, metavar='SPLIT=N[,SPLIT=N]',
+        help='images per split instead of the format\'s fractions, e.g. '
+        'train=120,val=400 (they add up to --num-images)')
+    parser.add_argument(
         '--overwrite', action='store_true',
         help='replace a dataset already written to --out')
     return parser.parse_args(argv)
@@ -41,7 +55,8 @@ def main(argv=None):
     out = args.out or osp.join('data', 'synthetic', args.format)
     try:
         records = generate(args.format, out, args.num_images, args.seed,
-                           args.img_size, args.classes, args.overwrite)
+                           args.img_size, args.classes, args.overwrite,
+                           args.split_sizes)
     except MMRSKDError as err:
         sys.exit(f'error: {err}')
     num_objects = sum(len(r['instances']) for r in records)

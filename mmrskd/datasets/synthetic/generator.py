@@ -2,7 +2,7 @@
 import os
 import os.path as osp
 import shutil
-from typing import List, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -42,11 +42,25 @@ def _resolve_classes(fmt: str, vocabulary: Sequence[str],
     return tuple(classes)
 
 
-def _split_names(num_images: int, splits) -> List[Optional[str]]:
-    """Split of each image index: consecutive blocks by fraction, every
-    split non-empty when there are enough images."""
+def _split_names(num_images: int, splits,
+                 split_sizes=None) -> List[Optional[str]]:
+    """Split of each image index: consecutive blocks by fraction (or of the
+    sizes asked for), every split non-empty when there are enough images."""
     if not splits:
+        if split_sizes:
+            raise MMRSKDError(f'split_sizes={dict(split_sizes)}: this format '
+                              'splits the images itself; leave it out')
         return [None] * num_images
+    names = [name for name, _ in splits]
+    if split_sizes:
+        if sorted(split_sizes) != sorted(names):
+            raise MMRSKDError(f'split_sizes={dict(split_sizes)}: name each '
+                              f'of the format\'s splits {names} once')
+        if sum(split_sizes.values()) != num_images:
+            raise MMRSKDError(f'split_sizes={dict(split_sizes)} add up to '
+                              f'{sum(split_sizes.values())}, not '
+                              f'num_images={num_images}')
+        return [name for name in names for _ in range(split_sizes[name])]
     counts = [int(num_images * fraction + 0.5) for _, fraction in splits]
     counts[-1] = max(0, num_images - sum(counts[:-1]))
     for i, count in enumerate(counts):
@@ -64,7 +78,8 @@ def generate(fmt: str,
              seed: int = 0,
              img_size: Optional[int] = None,
              classes: Union[None, str, Sequence[str]] = None,
-             overwrite: bool = False) -> List[dict]:
+             overwrite: bool = False,
+             split_sizes: Optional[Mapping[str, int]] = None) -> List[dict]:
     """Write a small synthetic dataset in a real on-disk format.
 
     Image ``i`` is rendered from ``numpy.random.default_rng([seed, i])``,
@@ -86,6 +101,9 @@ def generate(fmt: str,
             visually distinct subset (:func:`default_classes`).
         overwrite (bool): replace the format's files in an ``out_dir`` that
             already has some. Defaults to False.
+        split_sizes (dict[str, int], optional): images per split, e.g.
+            ``{'train': 120, 'val': 400}`` for a larger evaluation set; they
+            add up to ``num_images``. Defaults to the format's fractions.
 
     Returns:
         list[dict]: one ground-truth record per image, exactly as written
@@ -114,7 +132,8 @@ def generate(fmt: str,
 
     area_objects = max(2, width * height // 8000)
     records = []
-    for index, split in enumerate(_split_names(num_images, writer.splits)):
+    for index, split in enumerate(
+            _split_names(num_images, writer.splits, split_sizes)):
         rng = np.random.default_rng([seed, index])
         count = 0
         if index % EMPTY_EVERY != EMPTY_EVERY - 1:

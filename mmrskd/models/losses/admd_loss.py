@@ -27,7 +27,11 @@ class ADMDLoss(nn.Module):
     .. math::
         D_{nhw} = \frac{1}{C} \sum_c (T_{nchw} - S_{nchw})^2
         \quad (\text{detached}), \qquad
-        M_n = HW\, \mathrm{softmax}_{hw}(D_n / \tau),
+        M_n = HW\, \mathrm{softmax}_{hw}(\hat D_n / \tau),
+
+with :math:`\hat D_n = D_n / \overline{D_n}` (the image's mean
+discrepancy, ``discrepancy_norm='mean'``) so that :math:`\tau` is scale
+free, or :math:`\hat D_n = D_n` (``'none'``),
 
     optionally :math:`M \leftarrow M (1 + G)` with :math:`G` the GT-box
     foreground mask of the level (horizontal, rotated or quadrilateral boxes,
@@ -51,6 +55,13 @@ class ADMDLoss(nn.Module):
         temperature (float): :math:`\tau` of the spatial softmax; smaller
             values focus the mask on the largest discrepancies. Defaults to
             1.0.
+        discrepancy_norm (str): ``'mean'`` divides each image's
+            discrepancy by its mean before the softmax, so a position with
+            ``k`` times the mean discrepancy gets ``exp((k - 1) / tau)``
+            times the weight of an average one, whatever the features'
+            scale. ``'none'`` uses the raw squared error: with features of
+            a few units it saturates the softmax and the mask collapses
+            onto a single position per image. Defaults to ``'mean'``.
         fg_prior (bool): multiply the mask by ``1 + G`` so that objects get
             at least twice the weight of background of equal discrepancy;
             needs ``batch_gt_instances`` and ``batch_img_metas``. Defaults to
@@ -60,14 +71,23 @@ class ADMDLoss(nn.Module):
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
+    DISCREPANCY_NORMS = ('mean', 'none')
+
     def __init__(self,
                  temperature: float = 1.0,
+                 discrepancy_norm: str = 'mean',
                  fg_prior: bool = False,
                  min_one_cell: bool = True,
                  loss_weight: float = 1.0):
         super().__init__()
         check_positive(type(self).__name__, 'temperature', temperature)
         self.temperature = temperature
+        if discrepancy_norm not in self.DISCREPANCY_NORMS:
+            raise MMRSKDError(
+                f'{type(self).__name__}: discrepancy_norm='
+                f'{discrepancy_norm!r}; choose one of '
+                f'{self.DISCREPANCY_NORMS}')
+        self.discrepancy_norm = discrepancy_norm
         self.fg_prior = fg_prior
         self.min_one_cell = min_one_cell
         self.loss_weight = loss_weight
@@ -157,7 +177,8 @@ class ADMDLoss(nn.Module):
         return mask
 
     def discrepancy_mask(self, sq_error: Tensor) -> Tensor:
-        """``H*W * softmax_hw(mean_c sq_error / tau)`` per image.
+        """``H*W * softmax_hw(D / tau)`` per image, ``D = mean_c sq_error``
+        (divided by its mean over the image with ``discrepancy_norm='mean'``).
 
         Args:
             sq_error (Tensor): ``(N, C, H, W)`` squared teacher-student
@@ -168,6 +189,11 @@ class ADMDLoss(nn.Module):
         """
         num_imgs, _, height, width = sq_error.shape
         discrepancy = sq_error.mean(1).reshape(num_imgs, -1)
+        if self.discrepancy_norm == 'mean':
+            # clamp: a student equal to its teacher gives a uniform mask
+            discrepancy = discrepancy / discrepancy.mean(
+                1, keepdim=True).clamp(min=torch.finfo(
+                    discrepancy.dtype).tiny)
         mask = height * width * F.softmax(discrepancy / self.temperature,
                                           dim=1)
         return mask.reshape(num_imgs, 1, height, width)
