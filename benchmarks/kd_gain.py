@@ -6,7 +6,8 @@ CPU-sized detector pair) this trains, with ``tools/sweep.py``'s engine
 
 * the teacher, once (seed 0);
 * per seed of the split: the student alone, the method and the classic
-  baseline, all on the student's schedule. A distilled run and the student
+  baseline, all on the student's schedule (a pair's ``cfg_options`` change
+  it for every arm alike, ``teacher_cfg_options`` the teacher's). A distilled run and the student
   alone of one seed share the student's init and data order
   (``SingleTeacherDistiller`` builds everything else from a forked RNG).
 
@@ -47,6 +48,7 @@ REPORTED_SPLIT = 'heldout'
 SEED_KEY = 'randomness.seed'
 TEACHER_SEED = 0
 STUDENT_ARM = 'student'
+TEACHER_ARM = 'teacher'
 DATA_STAMP = 'kd_gain_data.json'
 PAIR_KEYS = ('method', 'data', 'metric', 'teacher', 'student', 'arms')
 
@@ -64,7 +66,8 @@ def parse_args(argv=None):
     parser.add_argument('--pairs', nargs='+', help='only these pairs')
     parser.add_argument('--arms', nargs='+',
                         help='train only these arms (and the teachers), e.g. '
-                        '"student" to check the seed spread first')
+                        '"student" to check the seed spread first, or '
+                        '"teacher" for the teachers alone')
     parser.add_argument('--work-dir', help='default: the spec\'s work_dir')
     parser.add_argument('--out', help='the JSON to write (default: '
                         'benchmarks/results/kd_gain.json for heldout, '
@@ -134,6 +137,7 @@ def teacher_checkpoint(teacher_run):
     """Where the teacher run leaves its last epoch's checkpoint."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, teacher_run.config))
+    cfg.merge_from_dict(teacher_run.cfg_options)
     return osp.join(teacher_run.work_dir,
                     f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
@@ -155,12 +159,14 @@ def pair_runs(name, pair, seeds, work_dir):
 
     teacher = named(expand_grid(
         dict(configs=[pair['teacher']], grid={SEED_KEY: [TEACHER_SEED]},
-             cfg_options=data_root_options(pair['teacher'], data)),
+             cfg_options={**data_root_options(pair['teacher'], data),
+                          **pair.get('teacher_cfg_options', {})}),
         root, where=f'pairs.{name}.teacher').runs[0])
     configs = {STUDENT_ARM: pair['student'], **pair['arms']}
     arms = {}
     for arm, config in configs.items():
-        options = data_root_options(config, data)
+        options = {**data_root_options(config, data),
+                   **pair.get('cfg_options', {})}
         if arm != STUDENT_ARM:
             options['model.teacher_ckpt'] = teacher_checkpoint(teacher)
         runs = expand_grid(dict(configs=[config], grid={SEED_KEY: seeds},
@@ -285,6 +291,8 @@ def pair_record(pair, teacher_result, arm_results):
         method=pair['method'],
         dataset=pair['data']['format'],
         data=pair['data'],
+        cfg_options=pair.get('cfg_options', {}),
+        teacher_cfg_options=pair.get('teacher_cfg_options', {}),
         metric=pair['metric'],
         configs=dict(pair['arms'], teacher=pair['teacher'],
                      **{STUDENT_ARM: pair['student']}),
@@ -331,7 +339,8 @@ def main(argv=None):
     work_dir = args.work_dir or spec.get('work_dir', 'work_dirs/kd_gain')
     layout = {name: pair_runs(name, pair, seeds, work_dir)
               for name, pair in pairs.items()}
-    known = {arm for _, arms in layout.values() for arm in arms}
+    known = {TEACHER_ARM} | {arm for _, arms in layout.values()
+                             for arm in arms}
     unknown = sorted(set(args.arms or []) - known)
     if unknown:
         raise MMRSKDError(f'--arms {unknown[0]}: no such arm; known: '

@@ -169,3 +169,17 @@ def test_pair_data_is_written_once_and_never_reused_for_another_spec(
     other = dict(data=dict(format='dota', splits=dict(train=2, val=4)))
     with pytest.raises(MMRSKDError, match='delete .* to regenerate'):
         kd_gain.ensure_data(other, root)
+
+
+def test_pair_schedule_options_reach_every_arm_and_the_teacher(kd_gain):
+    spec = kd_gain.load_spec(kd_gain.SPEC)
+    pair = dict(spec['pairs']['ltd_gfl_nwpu'],
+                cfg_options={'train_cfg.max_epochs': 3},
+                teacher_cfg_options={'train_cfg.max_epochs': 5})
+    teacher, arms = kd_gain.pair_runs('p', pair, [100], '/tmp/w')
+    assert teacher.cfg_options['train_cfg.max_epochs'] == 5
+    assert all(runs[100].cfg_options['train_cfg.max_epochs'] == 3
+               for runs in arms.values())
+    # the distilled arms load the teacher's last epoch under its override
+    assert arms['ltd'][100].cfg_options['model.teacher_ckpt'] == osp.join(
+        teacher.work_dir, 'epoch_5.pth')

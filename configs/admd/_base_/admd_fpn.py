@@ -22,8 +22,9 @@ model = dict(
                 norm_cfg=None))),
     distill_losses=dict(
         loss_admd=dict(
-            type='ADMDLoss', temperature=1.0, fg_prior=False,
-            loss_weight=0.02)),
+            # tau in units of the image's mean discrepancy (scale free)
+            type='ADMDLoss', temperature=1.0, discrepancy_norm='mean',
+            fg_prior=False, loss_weight=0.02)),
     loss_mappings=dict(
         loss_admd=dict(
             preds_S=dict(source='s_fpn', connector='fpn_adapter'),
