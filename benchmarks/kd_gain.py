@@ -310,6 +310,22 @@ def pair_record(pair, teacher_result, arm_results):
         train_seconds=round(sum(seconds), 1))
 
 
+def previous_record(path, split, seeds):
+    """The JSON to update: the pairs of an earlier call on the same split
+    and seeds are kept (a ``--pairs`` call replaces only its own pairs);
+    anything else starts empty."""
+    empty = dict(benchmark='kd_gain', split=split, seeds=list(seeds),
+                 commit=None, unit='metric x 100', wall_seconds=None,
+                 pairs={})
+    if not osp.isfile(path):
+        return empty
+    with open(path) as f:
+        record = json.load(f)
+    if record.get('split') != split or record.get('seeds') != list(seeds):
+        return empty
+    return record
+
+
 def write_json(record, path):
     """Write ``record`` atomically (a reader never sees half a file)."""
     atomic_write_bytes((json.dumps(record, indent=2) + '\n').encode(), path)
@@ -368,9 +384,10 @@ def main(argv=None):
                   'resume', file=sys.stderr)
             return 130
 
-    record = dict(benchmark='kd_gain', split=args.split, seeds=seeds,
-                  commit=commit(), unit='metric x 100',
-                  wall_seconds=None, pairs={})
+    out = args.out or osp.join(RESULTS, 'kd_gain.json' if args.split ==
+                               REPORTED_SPLIT else f'kd_gain_{args.split}.json')
+    record = previous_record(out, args.split, seeds)
+    record.update(commit=commit())
     for name, (teacher, arms) in layout.items():
         pair = pairs[name]
         teacher_result = collect_results([teacher], pair['metric'])[0]
@@ -378,13 +395,12 @@ def main(argv=None):
             arm: dict(zip(by_seed, collect_results(list(by_seed.values()),
                                                    pair['metric'])))
             for arm, by_seed in arms.items()}
-        record['pairs'][name] = pair_record(pair, teacher_result,
-                                            arm_results)
+        record['pairs'][name] = dict(
+            pair_record(pair, teacher_result, arm_results),
+            commit=record['commit'])
     record['wall_seconds'] = round(
         sum(p['train_seconds'] for p in record['pairs'].values()), 1)
     record['this_call_seconds'] = round(time.time() - started, 1)
-    out = args.out or osp.join(RESULTS, 'kd_gain.json' if args.split ==
-                               REPORTED_SPLIT else f'kd_gain_{args.split}.json')
     write_json(record, out)
     print('\n'.join(summary_lines(record)))
     print(f'[kd_gain] {out}')

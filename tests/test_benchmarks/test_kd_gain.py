@@ -183,3 +183,15 @@ def test_pair_schedule_options_reach_every_arm_and_the_teacher(kd_gain):
     # the distilled arms load the teacher's last epoch under its override
     assert arms['ltd'][100].cfg_options['model.teacher_ckpt'] == osp.join(
         teacher.work_dir, 'epoch_5.pth')
+
+
+def test_a_pairs_subset_updates_the_json_instead_of_replacing_it(
+        kd_gain, tmp_path):
+    path = str(tmp_path / 'kd_gain_tune.json')
+    assert kd_gain.previous_record(path, 'tune', [0, 1])['pairs'] == {}
+    kd_gain.write_json(dict(split='tune', seeds=[0, 1], pairs=dict(a=1)),
+                       path)
+    assert kd_gain.previous_record(path, 'tune', [0, 1])['pairs'] == {'a': 1}
+    # other seeds or another split: the old pairs are not mixed in
+    assert kd_gain.previous_record(path, 'tune', [0, 2])['pairs'] == {}
+    assert kd_gain.previous_record(path, 'heldout', [0, 1])['pairs'] == {}
