@@ -234,7 +234,7 @@ def main(argv=None):
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
 
-    from mmrskd.evaluation.functional import as_box_array
+    from mmrskd.structures import as_box_array
     from mmrskd.registry import DATASETS
     init_default_scope(cfg.get('default_scope', 'mmrskd'))
     distiller = build_distiller(cfg, args)
