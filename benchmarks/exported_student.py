@@ -23,11 +23,11 @@ import torch
 import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
 from mmrskd.models.distillers.single_teacher_distiller import \
     resolve_model_cfg
+from mmrskd.models.utils.complexity import model_complexity, test_input_shape
 from mmrskd.registry import MODELS
 from mmrskd.utils import register_all_modules
 from mmrskd.utils.cli import exit_on_user_error
 from mmrskd.utils.checkpoint import student_checkpoint
-from mmrskd.utils.complexity import model_complexity, test_input_shape
 from mmrskd.utils.config import load_config
 
 DEMO_PAIR = 'rotated-retinanet_r18-w16_rotated-retinanet_r18-w16-24e_12e_' \

@@ -11,15 +11,15 @@ may still name the scope explicitly (``type='mmdet.RetinaNet'``,
 
 ``locations`` lets mmengine import the registering modules lazily when a
 config with ``default_scope='mmrskd'`` is built.
+
+This module is the bottom layer of mmrskd and imports none of it: mmrotate
+is importable here because ``mmrskd/__init__.py``, which Python runs before
+any submodule, has applied :mod:`mmrskd.utils.compat`.
 """
-from mmrskd.utils.compat import import_mmrotate
-
-import_mmrotate()
-
-from mmdet import registry as mmdet_registry  # noqa: E402
-from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS  # noqa
-from mmengine.registry import Registry  # noqa: E402
-from mmrotate import registry as mmrotate_registry  # noqa: E402
+from mmdet import registry as mmdet_registry
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
+from mmengine.registry import Registry
+from mmrotate import registry as mmrotate_registry
 
 
 class FallbackRegistry(Registry):

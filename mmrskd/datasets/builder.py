@@ -1,19 +1,27 @@
 """Build a dataset from a training config, for the dataset tools."""
+from typing import Optional
+
 from mmengine.registry import init_default_scope
 
 from mmrskd.registry import DATASETS
-from mmrskd.utils import MMRSKDError
+from mmrskd.utils import MMRSKDError, register_all_modules
+from mmrskd.utils.cli import load_tool_config
 
 
-def build_split_dataset(cfg, split: str, config_path: str):
-    """The dataset of ``cfg.<split>_dataloader``, built by the registry in
-    the config's default scope.
+def build_dataset_from_config(config_path: str, split: str,
+                              cfg_options: Optional[dict] = None):
+    """The dataset of ``<split>_dataloader`` in a config, built by the
+    registry in the config's default scope.
 
     Args:
-        cfg (Config): the loaded config.
+        config_path (str): the config, as a tool was given it.
         split (str): ``'train'``, ``'val'`` or ``'test'``.
-        config_path (str): the config's path, for the error message.
+        cfg_options (dict, optional): ``--cfg-options`` overrides.
     """
+    register_all_modules(init_default_scope=False)
+    cfg = load_tool_config(config_path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     key = f'{split}_dataloader'
     if not cfg.get(key) or 'dataset' not in cfg[key]:
         raise MMRSKDError(f'{key}.dataset is not set in {config_path}; '

@@ -36,6 +36,7 @@ from mmengine.logging import print_log
 from mmengine.utils import track_parallel_progress, track_progress
 
 from mmrskd.datasets.dota import parse_dota_txt
+from mmrskd.structures import quadri_polygons
 from mmrskd.utils import MMRSKDError
 
 SPLIT_PRESETS = {
@@ -167,10 +168,7 @@ def window_objects(polys, windows, iof_thr=0.7):
         corner (clipped when truncated), and a (k,) bool truncation flag.
         Degenerate polygons (zero area) are in no window.
     """
-    shapes = shapely.polygons(np.asarray(polys, np.float64).reshape(-1, 4, 2))
-    # DOTA has a few self-intersecting (mis-ordered) quadrilaterals
-    invalid = ~shapely.is_valid(shapes)
-    shapes[invalid] = shapely.convex_hull(shapes[invalid])
+    shapes = quadri_polygons(polys)
     areas = shapely.area(shapes)
     boxes = shapely.box(*windows.T.astype(np.float64))
     lows = np.asarray(polys).reshape(-1, 4, 2).min(axis=1)

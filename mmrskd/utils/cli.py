@@ -4,6 +4,7 @@ import os
 import sys
 
 from mmrskd.utils.checkpoint import TRUST_ENV_VAR
+from mmrskd.utils.config import load_config
 from mmrskd.utils.errors import MMRSKDError
 
 
@@ -67,5 +68,4 @@ def apply_common_args(args, cfg, config_path):
 
 def load_tool_config(path):
     """Load the config a tool was given, with a one-line error if absent."""
-    from mmrskd.utils.config import load_config
     return load_config(path, where='CONFIG')

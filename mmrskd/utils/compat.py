@@ -47,6 +47,9 @@ import sys
 import numpy as np
 import torch
 
+from mmrskd.utils.checkpoint import load_from_local_safely
+from mmrskd.utils.errors import MMRSKDError
+
 MMROTATE_ACCEPTED_MMDET_VERSION = '3.1.0'
 MMROTATE_SUBPACKAGES = ('datasets', 'evaluation', 'models', 'structures',
                         'visualization')
@@ -142,7 +145,6 @@ def resolve_torchvision_urls_without_torchvision():
     def load_from_torchvision(filename, map_location=None):
         name = filename.split('://', 1)[1]
         if name not in table:
-            from mmrskd.utils.errors import MMRSKDError
             raise MMRSKDError(f'{filename}: unknown torchvision model; known: '
                               f'{", ".join(sorted(table))}')
         return checkpoint.load_from_http(table[name],
@@ -213,8 +215,6 @@ def route_local_checkpoints_through_safe_loader():
     """Make mmengine load local checkpoints with mmrskd's safe loader, so a
     refused file gets a one-line error instead of a pickle traceback."""
     from mmengine.runner.checkpoint import CheckpointLoader
-
-    from mmrskd.utils.checkpoint import load_from_local_safely
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_safely, force=True)
 

@@ -11,9 +11,10 @@ def register_all_modules(init_default_scope: bool = True) -> None:
         init_default_scope (bool): set the default scope to ``'mmrskd'``.
             Defaults to True.
     """
-    import mmrskd  # noqa: F401  (applies the compat layer first)
     from mmdet.utils import register_all_modules as register_mmdet
     register_mmdet(init_default_scope=False)
+    # the layers above utils, imported here only: at module level they would
+    # make this bottom layer depend on them
     import mmrskd.datasets  # noqa: F401
     import mmrskd.engine  # noqa: F401
     import mmrskd.evaluation  # noqa: F401

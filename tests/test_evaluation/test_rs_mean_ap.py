@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import rsdet_reference as ref
 
-from mmrskd.evaluation.functional import (COCO_IOU_THRS, box_iou,
-                                          eval_rs_map, format_map_table)
+from mmrskd.evaluation.functional import (COCO_IOU_THRS, eval_rs_map,
+                                          format_map_table)
+from mmrskd.structures import box_iou
 
 NUM_CLASSES = 4  # 2: GT but never detected; 3: detections but no GT
 

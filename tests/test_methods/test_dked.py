@@ -653,7 +653,7 @@ def load_tool(path):
 
 def test_released_student_is_exactly_the_plain_student(
         trained_gghl_distiller, tmp_path):
-    from mmrskd.utils.complexity import model_complexity
+    from mmrskd.models.utils.complexity import model_complexity
     from mmrskd.utils.checkpoint import safe_load
     convert = load_tool('tools/model_converters/distill_to_student.py').main
     cfg, model, _, _ = trained_gghl_distiller

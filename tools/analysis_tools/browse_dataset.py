@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 from mmengine.config import DictAction
 
-from mmrskd.datasets.builder import build_split_dataset
-from mmrskd.evaluation.functional import as_box_array
-from mmrskd.utils import MMRSKDError, register_all_modules
-from mmrskd.utils.cli import exit_on_user_error, load_tool_config
+from mmrskd.datasets.builder import build_dataset_from_config
+from mmrskd.structures import as_box_array
+from mmrskd.utils import MMRSKDError
+from mmrskd.utils.cli import exit_on_user_error
 
 IGNORED_COLOR = (128, 128, 128)
 
@@ -129,13 +129,10 @@ def draw_objects(img, polygons, labels, ignored, classes, palette=None):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    register_all_modules(init_default_scope=False)
-    cfg = load_tool_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
     if args.num < 1:
         raise MMRSKDError(f'--num {args.num} must be at least 1')
-    dataset = build_split_dataset(cfg, args.split, args.config)
+    dataset = build_dataset_from_config(args.config, args.split,
+                                        args.cfg_options)
     classes = dataset.metainfo.get('classes', ())
     palette = dataset.metainfo.get('palette')
     os.makedirs(args.output_dir, exist_ok=True)

@@ -55,7 +55,8 @@ def main(argv=None):
 
     from mmengine.registry import init_default_scope
 
-    from mmrskd.utils.complexity import deployed_model_cfg, model_complexity
+    from mmrskd.models.utils.complexity import (deployed_model_cfg,
+                                                model_complexity)
     init_default_scope(cfg.get('default_scope', 'mmrskd'))
     model_cfg = deployed_model_cfg(cfg)
     which = 'model.student (the distiller\'s student)' \

@@ -234,8 +234,8 @@ def main(argv=None):
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
 
-    from mmrskd.evaluation.functional import as_box_array
     from mmrskd.registry import DATASETS
+    from mmrskd.structures import as_box_array
     init_default_scope(cfg.get('default_scope', 'mmrskd'))
     distiller = build_distiller(cfg, args)
     if not any(hasattr(loss, 'kd_maps')

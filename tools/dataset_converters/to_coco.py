@@ -20,11 +20,11 @@ import numpy as np
 from mmengine.config import DictAction
 from mmengine.fileio import dump
 
-from mmrskd.datasets.builder import build_split_dataset
+from mmrskd.datasets.builder import build_dataset_from_config
 from mmrskd.datasets.utils import read_image_size
-from mmrskd.evaluation.functional import as_box_array
-from mmrskd.utils import MMRSKDError, register_all_modules
-from mmrskd.utils.cli import exit_on_user_error, load_tool_config
+from mmrskd.structures import as_box_array
+from mmrskd.utils import MMRSKDError
+from mmrskd.utils.cli import exit_on_user_error
 
 
 def parse_args(argv=None):
@@ -101,12 +101,8 @@ def dataset_to_coco(dataset):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    register_all_modules(init_default_scope=False)
-    cfg = load_tool_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    coco = dataset_to_coco(
-        build_split_dataset(cfg, args.split, args.config))
+    coco = dataset_to_coco(build_dataset_from_config(
+        args.config, args.split, args.cfg_options))
     dump(coco, args.out)
     print(f'wrote {len(coco["images"])} images and '
           f'{len(coco["annotations"])} objects of '

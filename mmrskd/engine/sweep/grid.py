@@ -36,6 +36,7 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
 from mmrskd.utils import MMRSKDError
+from mmrskd.utils.config import load_config
 
 SWEEP_KEYS = ('configs', 'grid', 'cfg_options', 'experiments', 'metric',
               'work_dir')
@@ -316,7 +317,6 @@ def run_fingerprint(run: SweepRun) -> str:
     Configs named by path inside it (a distiller's student/teacher) are
     compared by path, not content.
     """
-    from mmrskd.utils.config import load_config
     cfg = load_config(run.config, where=f'{run.name}: config')
     cfg.merge_from_dict(run.cfg_options)
     text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)

@@ -22,12 +22,12 @@ import re
 import shutil
 from typing import Optional, Tuple
 
-from mmrskd.utils.complexity import (deployed_model_cfg,
-                                            model_complexity,
-                                            test_input_shape)
 from mmrskd.engine.sweep.logs import read_run_log
+from mmrskd.models.utils.complexity import (deployed_model_cfg,
+                                            model_complexity, test_input_shape)
 from mmrskd.utils import MMRSKDError
 from mmrskd.utils.checkpoint import atomic_save, safe_load, student_checkpoint
+from mmrskd.utils.config import load_config
 
 # checkpoint meta worth keeping in a release
 RELEASE_META = ('dataset_meta', 'epoch', 'iter', 'seed', 'experiment_name',
@@ -298,7 +298,6 @@ def publish(src: str, out_dir: str, config: Optional[str] = None,
         dict: paths (``checkpoint``, ``config``, ``logs``, ``metafile``),
         ``metrics`` (raw values at the released checkpoint) and ``entry``.
     """
-    from mmrskd.utils.config import load_config
     if osp.isfile(src):
         work_dir, ckpt_path = osp.dirname(osp.abspath(src)), src
     elif osp.isdir(src):

@@ -32,7 +32,10 @@ from mmrskd.engine.sweep.results import (RunResult, collect_results,
                                          group_by_setting, markdown_table,
                                          mean_std)
 from mmrskd.evaluation.functional import sample_std
+from mmrskd.models.utils.complexity import (deployed_model_cfg,
+                                            model_complexity, test_input_shape)
 from mmrskd.utils import MMRSKDError
+from mmrskd.utils.config import load_config, mmrskd_config_dir
 
 START = '<!-- results:start -->'
 END = '<!-- results:end -->'
@@ -91,7 +94,6 @@ def config_path(ref, base_dir='.') -> Optional[str]:
     if not isinstance(ref, str):
         return None
     if ref.startswith('mmrskd::'):
-        from mmrskd.utils.config import mmrskd_config_dir
         return osp.realpath(osp.join(mmrskd_config_dir(),
                                      ref[len('mmrskd::'):]))
     if '::' in ref:
@@ -118,7 +120,6 @@ def load_sweeps(sweep_dirs: Sequence[str], metric: Optional[str] = None
 
 
 def _run_cfg(result: RunResult):
-    from mmrskd.utils.config import load_config
     cfg = load_config(result.run.config, where=result.run.name)
     cfg.merge_from_dict(result.run.cfg_options)
     return cfg
@@ -153,10 +154,6 @@ class ComplexityCache:
 
     def get(self, cfg) -> Optional[dict]:
         from mmengine.registry import init_default_scope
-
-        from mmrskd.utils.complexity import (deployed_model_cfg,
-                                                    model_complexity,
-                                                    test_input_shape)
         shape = test_input_shape(cfg)
         if shape is None:
             return None
@@ -257,7 +254,6 @@ def slot_rows(folder: str, rows: Sequence[BenchmarkRow]
     """Empty rows (slots for results to come) for the distiller configs
     directly in ``folder``, a folder of ``configs/``, that no sweep has
     run."""
-    from mmrskd.utils.config import load_config, mmrskd_config_dir
     if not folder.startswith(osp.realpath(mmrskd_config_dir()) + os.sep):
         return []
     done = {r.config for r in rows}

@@ -1,5 +1,3 @@
-from mmrskd.evaluation.functional.box_arrays import (BOX_DIMS, as_box_array,
-                                                     box_iou, check_box_type)
 from mmrskd.evaluation.functional.dota_submission import write_dota_submission
 from mmrskd.evaluation.functional.mean_ap import (COCO_IOU_THRS, eval_rs_map,
                                                   format_map_table)
@@ -10,7 +8,6 @@ from mmrskd.evaluation.functional.patch_merge import (classwise_nms,
                                                       parse_patch_name)
 
 __all__ = [
-    'BOX_DIMS', 'as_box_array', 'box_iou', 'check_box_type',
     'write_dota_submission', 'COCO_IOU_THRS', 'eval_rs_map',
     'format_map_table', 'classwise_nms', 'merge_patch_results',
     'parse_patch_name', 'paired_gain', 'sample_std'

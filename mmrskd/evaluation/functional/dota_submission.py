@@ -3,7 +3,7 @@ import os
 import os.path as osp
 import zipfile
 
-from mmrskd.evaluation.functional.box_arrays import as_box_array
+from mmrskd.structures import as_box_array
 
 
 def write_dota_submission(results, classes, box_type, out_dir):

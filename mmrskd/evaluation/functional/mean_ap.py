@@ -29,7 +29,7 @@ import numpy as np
 from mmdet.evaluation.functional import average_precision
 from terminaltables import AsciiTable
 
-from mmrskd.evaluation.functional.box_arrays import box_iou
+from mmrskd.structures import box_iou
 
 COCO_IOU_THRS = np.linspace(
     .5, .95, int(np.round((.95 - .5) / .05)) + 1, endpoint=True)

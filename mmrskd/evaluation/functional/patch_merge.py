@@ -6,8 +6,7 @@ import numpy as np
 import torch
 from mmcv.ops import batched_nms
 
-from mmrskd.evaluation.functional.box_arrays import (box_iou, polygon_iou,
-                                                     quadri_polygons)
+from mmrskd.structures import box_iou, polygon_iou, quadri_polygons
 from mmrskd.utils import MMRSKDError
 
 # name__field__x___y; the field is mmrotate's window size in original pixels
@@ -69,7 +68,7 @@ def _enclosing_hboxes(bboxes, box_type):
 def greedy_nms(bboxes, scores, box_type, iou_thr):
     """Greedy NMS of rotated or quadrilateral boxes of one class.
 
-    IoU (:func:`~mmrskd.evaluation.functional.box_iou`) is only computed
+    IoU (:func:`~mmrskd.structures.box_iou`) is only computed
     between boxes whose enclosing horizontal boxes overlap, which makes
     merging thousands of detections per DOTA image fast on the CPU (mmcv's
     ``nms_rotated`` CPU kernel compares all pairs), and exact for general

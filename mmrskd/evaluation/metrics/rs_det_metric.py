@@ -10,12 +10,12 @@ from mmengine.logging import MMLogger
 from mmengine.structures import BaseDataElement
 
 from mmrskd.datasets.dota import parse_dota_txt
-from mmrskd.evaluation.functional import (BOX_DIMS, COCO_IOU_THRS,
-                                          as_box_array, check_box_type,
-                                          eval_rs_map, format_map_table,
+from mmrskd.evaluation.functional import (COCO_IOU_THRS, eval_rs_map,
+                                          format_map_table,
                                           merge_patch_results,
                                           write_dota_submission)
 from mmrskd.registry import METRICS
+from mmrskd.structures import BOX_DIMS, as_box_array, check_box_type
 from mmrskd.utils import MMRSKDError
 
 VOC_EVAL_MODES = ('11points', 'area')

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 from mmrskd.models.losses.utils import (check_choice, check_positive,
                                         pair_levels)
-from mmrskd.models.utils import to_box_type
 from mmrskd.registry import MODELS, TASK_UTILS
+from mmrskd.structures import to_box_type
 from mmrskd.utils import MMRSKDError
 
 

@@ -8,8 +8,8 @@ from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
 from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes
 from torch import Tensor
 
-from mmrskd.models.utils import to_box_type
 from mmrskd.registry import TASK_UTILS
+from mmrskd.structures import to_box_type
 from mmrskd.utils import MMRSKDError
 
 EPS = 1e-7

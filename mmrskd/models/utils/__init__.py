@@ -1,7 +1,4 @@
 from mmrskd.models.utils.gt_masks import (boxes_to_cell_masks, featmap_stride,
-                                          rasterize_gt_boxes, to_box_type)
+                                          rasterize_gt_boxes)
 
-__all__ = [
-    'boxes_to_cell_masks', 'featmap_stride', 'rasterize_gt_boxes',
-    'to_box_type'
-]
+__all__ = ['boxes_to_cell_masks', 'featmap_stride', 'rasterize_gt_boxes']

@@ -5,15 +5,12 @@ from typing import Dict, Sequence, Tuple, Union
 
 import torch
 from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
-from mmdet.structures.bbox import BaseBoxes, HorizontalBoxes
+from mmdet.structures.bbox import BaseBoxes
 from mmengine.structures import InstanceData
-from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes
 from torch import BoolTensor, Tensor
 
+from mmrskd.structures import to_box_type
 from mmrskd.utils import MMRSKDError
-
-# box tensors without a box type are told apart by their last dim
-BOX_TYPE_BY_DIM = {4: HorizontalBoxes, 5: RotatedBoxes, 8: QuadriBoxes}
 
 Stride = Union[float, Tuple[float, float]]
 
@@ -41,22 +38,6 @@ def featmap_stride(batch_img_metas: Sequence[Dict],
     return input_w / feat_w, input_h / feat_h
 
 
-def to_box_type(boxes: Union[Tensor, BaseBoxes]) -> BaseBoxes:
-    """Wrap a ``(k, 4)`` xyxy, ``(k, 5)`` rbox or ``(k, 8)`` qbox tensor in
-    its box type (fp32); box-type inputs are cast to fp32."""
-    if isinstance(boxes, BaseBoxes):
-        return type(boxes)(boxes.tensor, dtype=torch.float32, clone=False)
-    if (isinstance(boxes, Tensor) and boxes.dim() == 2
-            and boxes.shape[1] in BOX_TYPE_BY_DIM):
-        return BOX_TYPE_BY_DIM[boxes.shape[1]](
-            boxes, dtype=torch.float32, clone=False)
-    shape = tuple(boxes.shape) if isinstance(boxes, Tensor) else None
-    raise MMRSKDError(
-        f'gt_instances.bboxes of type {type(boxes).__name__} and shape '
-        f'{shape} is not a box set; use (k, 4) xyxy, (k, 5) rbox or (k, 8) '
-        'qbox tensors or HorizontalBoxes/RotatedBoxes/QuadriBoxes')
-
-
 def boxes_to_cell_masks(boxes: Union[Tensor, BaseBoxes],
                         featmap_size: Tuple[int, int],
                         stride: Stride,
@@ -70,7 +51,8 @@ def boxes_to_cell_masks(boxes: Union[Tensor, BaseBoxes],
     quadrilaterals. None of them needs CUDA.
 
     Args:
-        boxes (Tensor | BaseBoxes): ``k`` boxes, see :func:`to_box_type`.
+        boxes (Tensor | BaseBoxes): ``k`` boxes, see
+            :func:`~mmrskd.structures.to_box_type`.
         featmap_size (tuple[int, int]): ``(H, W)``.
         stride (float | tuple[float, float]): cell size in input pixels,
             ``(stride_w, stride_h)`` or one number for both.

@@ -6,6 +6,15 @@ import functools
 import logging
 from typing import Optional, Tuple
 
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.analysis import get_model_complexity_info
+from mmengine.logging import MMLogger
+from mmengine.model import revert_sync_batchnorm
+
+from mmrskd.models.distillers.single_teacher_distiller import \
+    resolve_model_cfg
+from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError
 
 
@@ -15,8 +24,6 @@ def deployed_model_cfg(cfg):
     model = cfg.model
     if 'student' not in model:
         return model
-    from mmrskd.models.distillers.single_teacher_distiller import \
-        resolve_model_cfg
     return resolve_model_cfg(model.student, 'model.student')
 
 
@@ -58,13 +65,6 @@ def model_complexity(model_cfg, input_shape: Tuple[int, int],
         dict: ``params`` (int), ``flops`` (int), ``input_shape`` (the
         padded ``(H, W)`` the model saw) and, with ``show_table``, ``table``.
     """
-    import torch
-    from mmdet.structures import DetDataSample
-    from mmengine.analysis import get_model_complexity_info
-    from mmengine.logging import MMLogger
-    from mmengine.model import revert_sync_batchnorm
-
-    from mmrskd.registry import MODELS
     height, width = input_shape
     if min(height, width) < 1:
         raise MMRSKDError(f'input shape {input_shape}: give H W >= 1')
