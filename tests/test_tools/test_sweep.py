@@ -19,13 +19,13 @@ import time
 import pytest
 
 from mmrskd.engine.sweep import expand_grid, load_sweep_file, read_run_log
+from mmrskd.engine.sweep.executor import (BUSY, PENDING, RESUME, SKIPPED,
+                                          STALE, SweepProgress, run_status,
+                                          training_progress, write_state)
 from mmrskd.engine.sweep.grid import short_axis_names
 from mmrskd.engine.sweep.launch import LaunchOptions, train_command
-from mmrskd.engine.sweep.logs import pick_metric
-from mmrskd.engine.sweep.progress import SweepProgress, training_progress
-from mmrskd.engine.sweep.results import collect_results, write_results
-from mmrskd.engine.sweep.state import (BUSY, PENDING, RESUME, SKIPPED, STALE,
-                                       run_status, write_state)
+from mmrskd.engine.sweep.results import (collect_results, pick_metric,
+                                         write_results)
 from mmrskd.engine.sweep.tables import (END, START, BenchmarkRow,
                                         benchmark_rows, load_sweeps,
                                         replace_block, slot_rows)
@@ -310,8 +310,7 @@ def test_run_status_from_state_and_checkpoint(tmp_path):
 def test_progress_lines_and_training_progress():
     import io
     stream = io.StringIO()
-    progress = SweepProgress(['a/x=1', 'a/x=2'], {'a/x=1': SKIPPED,
-                                                  'a/x=2': PENDING},
+    progress = SweepProgress({'a/x=1': SKIPPED, 'a/x=2': PENDING},
                              stream=stream, live=False)
     progress.update('a/x=2', 'running', 'epoch 1')
     progress.update('a/x=2', detail='epoch 2')  # no line: status unchanged
@@ -465,8 +464,8 @@ def test_benchmark_table_teacher_student_gain_overhead(tmp_path, data_root):
 
 
 def test_model_index_lists_the_metafiles(tmp_path):
-    from mmrskd.engine.sweep.model_index import (model_index_text,
-                                                 write_model_index)
+    from mmrskd.engine.sweep.release import (model_index_text,
+                                             write_model_index)
     for method in ('pkd', 'fgd', 'cwd'):
         (tmp_path / 'configs' / method).mkdir(parents=True)
     for method in ('pkd', 'fgd'):
