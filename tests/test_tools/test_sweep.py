@@ -18,7 +18,8 @@ import time
 
 import pytest
 
-from mmrskd.engine.sweep import expand_grid, load_sweep_file, read_run_log
+from mmrskd.engine.sweep import (SweepRun, expand_grid, load_sweep_file,
+                                 read_run_log)
 from mmrskd.engine.sweep.executor import (BUSY, PENDING, RESUME, SKIPPED,
                                           STALE, SweepProgress, run_status,
                                           training_progress, write_state)
@@ -264,21 +265,20 @@ def test_run_log_merges_restarts_and_picks_best(tmp_path):
     log = read_run_log(work_dir)
     assert sorted(log.train) == [1, 2, 3, 4, 5, 6]
     assert log.train[3]['time'] == 0.4
-    assert log.final('dota/mAP') == 0.30
-    assert log.best('dota/mAP') == (0.35, 2)
-    assert log.best('dota/AP50') == (0.5, 3)
-    assert log.teacher_metric('dota/mAP') == 0.61
-    # times by step 9.0 .5 .4 .4 .3 .2: without the first window
-    assert log.time_per_iter() == statistics.median([0.5, 0.4, 0.4, 0.3,
-                                                     0.2])
-    assert log.last_iter == 6
     assert len(log.log_files) == len(log.scalar_files) == 2
-    assert pick_metric(log.metric_keys) == 'dota/mAP'
-    assert pick_metric(log.metric_keys, 'AP50') == 'dota/AP50'
+    result, = collect_results([SweepRun('k', 'k.py', (), {}, work_dir)])
+    assert result.metric == 'dota/mAP' and result.final == 0.30
+    assert (result.best, result.best_step) == (0.35, 2)
+    assert result.teacher == 0.61 and result.iters == 6
+    # times by step 9.0 .5 .4 .4 .3 .2: without the first window
+    assert result.time_per_iter == statistics.median([0.5, 0.4, 0.4, 0.3,
+                                                      0.2])
+    ap50, = collect_results([result.run], 'AP50')
+    assert (ap50.metric, ap50.best, ap50.best_step) == ('dota/AP50', 0.5, 3)
     assert pick_metric(['coco/bbox_mAP_50', 'coco/bbox_mAP']) == \
         'coco/bbox_mAP'
     with pytest.raises(MMRSKDError, match='was not logged'):
-        pick_metric(log.metric_keys, 'bbox_mAP')
+        pick_metric(['dota/mAP', 'dota/AP50'], 'bbox_mAP')
 
 
 def test_run_status_from_state_and_checkpoint(tmp_path):

@@ -1,13 +1,10 @@
 """Train the runs of a sweep one after the other, each in its own process.
 
 Each run keeps ``<run work dir>/sweep_run.json`` (status, command, pid,
-attempts, training time, config fingerprint), written when it starts and
-when it ends. From it a later call tells a finished run (skipped) from an
-interrupted or failed one (resumed from the ``last_checkpoint`` mmengine
-keeps, else trained again), one that another live sweep process trains
-(left alone) and one trained with other settings than the grid now gives
-(stale: the call stops before training anything unless ``force`` renames
-the old work dir). A crash of one run is recorded and the sweep goes on.
+attempts, training time, config fingerprint); from it a later call decides
+to skip, resume, retrain, leave alone or refuse each run (the statuses
+below; ``docs/sweeps.md``, section 2). A crash of one run is recorded and
+the sweep goes on.
 """
 import dataclasses
 import fnmatch
@@ -22,6 +19,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+import mmengine
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -58,10 +56,7 @@ def read_state(work_dir: str) -> Optional[dict]:
     """The run's ``sweep_run.json``; None before the sweep first starts it.
     """
     path = osp.join(work_dir, STATE_FILE)
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return mmengine.load(path) if osp.isfile(path) else None
 
 
 def write_state(work_dir: str, **fields) -> dict:
@@ -219,8 +214,7 @@ def read_manifest(sweep_dir: str) -> dict:
     if not osp.isfile(path):
         raise MMRSKDError(f'{sweep_dir}: no {MANIFEST}; give the --work-dir '
                           'of a sweep that ran (tools/sweep.py writes it)')
-    with open(path) as f:
-        return json.load(f)
+    return mmengine.load(path)
 
 
 def _child_env(options: LaunchOptions) -> dict:
@@ -252,16 +246,13 @@ class SweepExecutor:
         only (list[str], optional): train only runs matching these patterns.
         force (bool): retrain the selected runs from scratch; their existing
             work dirs are renamed ``<dir>.old-<time>``, never deleted.
-        stream: where progress goes. Defaults to stdout.
-        live (bool, optional): show a progress bar (default: on a terminal).
     """
 
     def __init__(self, sweep: Sweep, options: LaunchOptions, only=None,
-                 force=False, stream=None, live=None):
+                 force=False):
         options.check()
         self.sweep, self.options, self.force = sweep, options, force
         self.runs = select_runs(sweep.runs, only)
-        self.stream, self.live = stream, live
         self.fingerprints = {run.name: run_fingerprint(run)
                              for run in self.runs}
 
@@ -276,10 +267,9 @@ class SweepExecutor:
         return statuses
 
     def plan(self) -> List[dict]:
-        """What a call would do: name, status, work dir and command."""
+        """What a call would do: name, status and command of each run."""
         statuses = self.statuses()
         return [dict(name=run.name, status=statuses[run.name],
-                     work_dir=run.work_dir,
                      command=train_command(run, self.options,
                                            statuses[run.name] == RESUME))
                 for run in self.runs]
@@ -294,7 +284,7 @@ class SweepExecutor:
                 f'the grid now gives (first: {stale[0]}); use a new '
                 '--work-dir, or --force to retrain them')
         write_manifest(self.sweep, self.fingerprints)
-        progress = SweepProgress(statuses, self.stream, self.live)
+        progress = SweepProgress(statuses)
         try:
             for run in self.runs:
                 if statuses[run.name] not in (SKIPPED, BUSY):

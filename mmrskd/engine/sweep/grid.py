@@ -1,18 +1,10 @@
 """Sweep grids: training configs × ``--cfg-options`` axes → named runs.
 
-A sweep file is read with mmengine's ``Config`` (YAML, Python or JSON,
-``_base_`` allowed); its keys are :data:`SWEEP_KEYS` (see
-``docs/sweeps.md``). Top-level ``configs`` form one more experiment, listed
-first. Every experiment gets the top-level ``grid`` and ``cfg_options``; its
-own entries win for the same key, its own axes come first, and an axis set
-to ``null``/None in its grid is dropped there. Values mean what they mean
-after ``--cfg-options KEY=VALUE``: each is written that way and parsed back
-with mmengine's ``DictAction``.
-
-A run is named ``<config stem>/<axis>=<value>,...``, where ``<axis>`` is the
-shortest dotted suffix of the key that tells the axes apart
-(``loss_weight=2,seed=1``), or ``<config stem>`` without axes; its work dir
-is ``<sweep work_dir>/<name>``.
+The sweep file format (:data:`SWEEP_KEYS`, read by mmengine's ``Config``),
+how experiments share axes and overrides, and how runs are named are in
+``docs/sweeps.md``, section 1. Values mean what they mean after
+``--cfg-options KEY=VALUE``: each is written that way and parsed back with
+mmengine's ``DictAction``.
 """
 import dataclasses
 import hashlib
@@ -33,17 +25,10 @@ EXPERIMENT_KEYS = SWEEP_KEYS[:3]
 
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
-    """One training run of a sweep.
-
-    Attributes:
-        name (str): unique in the sweep and stable across calls.
-        config (str): the training config, as given.
-        axes (tuple[tuple[str, str, Any]]): ``(key, short name, value)`` of
-            each grid axis, in grid order.
-        cfg_options (dict[str, Any]): every override of the run (axes and
-            fixed ones), as ``--cfg-options`` parses them.
-        work_dir (str): the run's own work dir.
-    """
+    """One training run of a sweep: its ``name`` (stable across calls), the
+    ``config`` as given, the ``(key, short name, value)`` of each grid axis,
+    every override (axes and fixed ones) as ``--cfg-options`` parses them,
+    and its own ``work_dir``."""
     name: str
     config: str
     axes: Tuple[Tuple[str, str, Any], ...]
@@ -151,8 +136,6 @@ def _mapping(value, where: str, allowed=None) -> dict:
 def _axis(values, key: str) -> list:
     """An axis' values as the runs will see them; refuses repeats."""
     values = list(values) if isinstance(values, (list, tuple)) else [values]
-    if not values:
-        raise MMRSKDError(f'grid.{key}: an axis needs at least one value')
     normalized = [normalize_value(v, f'grid.{key}') for v in values]
     if len({name_value(v) for v in normalized}) != len(normalized):
         raise MMRSKDError(f'grid.{key}: repeated values {values!r}')
@@ -166,16 +149,11 @@ def _experiments(spec: dict, where: str):
     shared_grid = _mapping(spec.get('grid'), f'{where}: grid')
     shared_options = _mapping(spec.get('cfg_options'), f'{where}: cfg_options')
     entries = [dict(configs=spec['configs'])] if spec.get('configs') else []
-    entries += list(spec.get('experiments') or [])
-    if not entries:
-        raise MMRSKDError(f'{where}: no configs; add configs: [...] or '
-                          'experiments: [dict(configs=[...])]')
-    for index, entry in enumerate(entries):
+    for index, entry in enumerate(
+            entries + list(spec.get('experiments') or [])):
         at = f'{where}: experiments[{index}]'
         entry = _mapping(entry, at, EXPERIMENT_KEYS)
-        configs = entry.get('configs')
-        if not configs:
-            raise MMRSKDError(f'{at}: configs is empty')
+        configs = entry.get('configs') or []
         grid = _mapping(entry.get('grid'), f'{at}.grid')
         for key, values in shared_grid.items():  # after the own axes
             grid.setdefault(key, values)
@@ -228,6 +206,10 @@ def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
                 f'{where}: {seen[name]} runs once without axes and again with '
                 'axes in another experiment; give both experiments the same '
                 'axes (e.g. randomness.seed: [0])')
+    if not runs:
+        raise MMRSKDError(f'{where}: no runs; give configs: [...] or '
+                          'experiments: [dict(configs=[...])], and no empty '
+                          'grid axis')
     return Sweep(runs, work_dir, spec.get('metric'))
 
 

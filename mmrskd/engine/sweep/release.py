@@ -20,6 +20,7 @@ import yaml
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from mmrskd.engine.sweep.executor import last_checkpoint
 from mmrskd.engine.sweep.results import read_run_log
 from mmrskd.utils import MMRSKDError
 from mmrskd.utils.checkpoint import (RELEASE_META, atomic_save, safe_load,
@@ -28,8 +29,6 @@ from mmrskd.utils.complexity import (deployed_model_cfg, model_complexity,
                                      test_input_shape)
 from mmrskd.utils.config import load_config
 
-TASKS = dict(rbox='Oriented Object Detection',
-             qbox='Oriented Object Detection', hbox='Object Detection')
 MODEL_INDEX_HEADER = (
     '# The model index of mmrskd (OpenMMLab format), written by\n'
     '#   python tools/gen_results_tables.py --model-index\n'
@@ -37,33 +36,21 @@ MODEL_INDEX_HEADER = (
 
 
 def find_checkpoint(work_dir: str, which: str = 'last') -> str:
-    """``'last'`` (mmengine's ``last_checkpoint``, also in a moved work dir;
-    else the newest ``*.pth``), ``'best'`` (the one ``best_*.pth``) or a
-    path."""
-    if which == 'best':
+    """``'last'`` (mmengine's ``last_checkpoint``), ``'best'`` (the one
+    ``best_*.pth``) or a path."""
+    if which == 'last':
+        found = last_checkpoint(work_dir)
+    elif which == 'best':
         best = glob.glob(osp.join(work_dir, 'best_*.pth'))
-        if len(best) != 1:
-            raise MMRSKDError(
-                f'{work_dir}: expected one best_*.pth, found {len(best)} '
-                '(set default_hooks.checkpoint.save_best, or pass '
-                '--checkpoint last or a path)')
-        return best[0]
-    if which != 'last':
-        if not osp.isfile(which):
-            raise MMRSKDError(f'--checkpoint {which}: file not found')
-        return which
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            path = f.read().strip()
-        for candidate in (path, osp.join(work_dir, osp.basename(path))):
-            if path and osp.isfile(candidate):
-                return candidate
-    checkpoints = glob.glob(osp.join(work_dir, '*.pth'))
-    if not checkpoints:
-        raise MMRSKDError(f'{work_dir}: no checkpoint (no last_checkpoint '
-                          'and no *.pth); train first or pass a checkpoint')
-    return max(checkpoints, key=osp.getmtime)
+        found = best[0] if len(best) == 1 else None
+    else:
+        found = which if osp.isfile(which) else None
+    if found is None:
+        raise MMRSKDError(f'--checkpoint {which}: no such checkpoint in '
+                          f'{work_dir} (best needs one best_*.pth from '
+                          'default_hooks.checkpoint.save_best); train first, '
+                          'or pass another of last, best or a path')
+    return found
 
 
 def is_distiller_cfg(cfg) -> bool:
@@ -187,14 +174,15 @@ def metafile_entry(cfg, name: str, weights: str, released_config: str,
     evaluator = cfg.get('test_evaluator') or cfg.get('val_evaluator') or {}
     if isinstance(evaluator, list):
         evaluator = evaluator[0] if evaluator else {}
-    box_type = evaluator.get('box_type', 'rbox' if any(
+    rotated = evaluator.get('box_type', 'rbox' if any(
         s in str(evaluator.get('type', '')) for s in ('DOTA', 'HRSC',
-                                                     'rotate')) else 'hbox')
+                                                     'rotate')) else 'hbox'
+                            ) in ('rbox', 'qbox')
     entry = dict(Name=name)
     if collection:
         entry['In Collection'] = collection
     entry.update(Config=released_config, Metadata=metadata, Results=[dict(
-        Task=TASKS.get(box_type, 'Object Detection'),
+        Task=('Oriented ' if rotated else '') + 'Object Detection',
         Dataset=metadata['Training Data'], Metrics=_points(metrics))],
         Weights=weights)
     return entry

@@ -26,11 +26,6 @@ TEACHER_PREFIX = 'teacher/'
 PREFERRED_METRICS = ('/mAP', '/bbox_mAP', 'mAP')
 
 
-def _last(records: Dict[int, dict], key: str) -> Optional[float]:
-    steps = [s for s in sorted(records) if key in records[s]]
-    return records[steps[-1]][key] if steps else None
-
-
 @dataclasses.dataclass
 class RunLog:
     """The scalars of a run, restarts merged (a later start wins for the
@@ -42,37 +37,6 @@ class RunLog:
     teacher: Dict[int, dict] = dataclasses.field(default_factory=dict)
     log_files: List[str] = dataclasses.field(default_factory=list)
     scalar_files: List[str] = dataclasses.field(default_factory=list)
-
-    @property
-    def metric_keys(self) -> List[str]:
-        return list(dict.fromkeys(k for r in self.val.values() for k in r))
-
-    def final(self, key: str) -> Optional[float]:
-        """The last validation value of ``key``."""
-        return _last(self.val, key)
-
-    def best(self, key: str) -> (Optional[float], Optional[int]):
-        """The highest validation value of ``key`` and its step (the first
-        one on ties)."""
-        steps = [s for s in self.val if key in self.val[s]]
-        step = max(steps, key=lambda s: (self.val[s][key], -s), default=None)
-        return (None, None) if step is None else (self.val[step][key], step)
-
-    def teacher_metric(self, key: str) -> Optional[float]:
-        """The last teacher value of ``key``, if the teacher was evaluated."""
-        return _last(self.teacher, key)
-
-    def time_per_iter(self) -> Optional[float]:
-        """Median seconds per training iteration, without the first logged
-        window (it holds the warm-up) when there are three or more."""
-        times = [self.train[s]['time'] for s in sorted(self.train)
-                 if 'time' in self.train[s]]
-        times = times[1:] if len(times) >= 3 else times
-        return statistics.median(times) if times else None
-
-    @property
-    def last_iter(self) -> Optional[int]:
-        return max(self.train, default=None)
 
 
 def read_run_log(work_dir: str) -> RunLog:
@@ -131,10 +95,6 @@ def pick_metric(keys: List[str], metric: Optional[str] = None) -> str:
                  if k.endswith(suffix)), keys[0])
 
 
-def is_seed_axis(short_name: str) -> bool:
-    return short_name == 'seed' or short_name.endswith('.seed')
-
-
 @dataclasses.dataclass
 class RunResult:
     """What a run reached; ``status`` is the one of its state file, else
@@ -156,24 +116,36 @@ class RunResult:
         """The axes without the seed: runs that differ only in the seed
         share a setting."""
         return {k: v for k, v in self.run.axis_values.items()
-                if not is_seed_axis(k)}
+                if k != 'seed' and not k.endswith('.seed')}
 
 
 def collect_results(runs: Sequence[SweepRun],
                     metric: Optional[str] = None) -> List[RunResult]:
-    """Read every run's logs; ``metric`` as :func:`pick_metric` takes it."""
+    """Read every run's logs; ``metric`` as :func:`pick_metric` takes it.
+    ``time_per_iter`` is the median over the logged windows, the first one
+    (the warm-up) left out when there are three or more."""
     results = []
     for run in runs:
         log, state = read_run_log(run.work_dir), read_state(run.work_dir) or {}
+        times = [r['time'] for _, r in sorted(log.train.items())
+                 if 'time' in r]
+        times = times[1:] if len(times) >= 3 else times
         result = RunResult(run, state.get('status', PENDING),
-                           time_per_iter=log.time_per_iter(),
-                           iters=log.last_iter,
+                           time_per_iter=statistics.median(times) if times
+                           else None, iters=max(log.train, default=None),
                            train_seconds=state.get('train_seconds'))
-        if log.metric_keys:
-            key = result.metric = pick_metric(log.metric_keys, metric)
-            result.final = log.final(key)
-            result.best, result.best_step = log.best(key)
-            result.teacher = log.teacher_metric(key)
+        keys = list(dict.fromkeys(k for r in log.val.values() for k in r))
+        if keys:
+            key = result.metric = pick_metric(keys, metric)
+            values = [(s, r[key]) for s, r in sorted(log.val.items())
+                      if key in r]
+            result.final = values[-1][1]
+            # the highest value, the first one on ties
+            result.best_step, result.best = max(
+                values, key=lambda step_value: (step_value[1], -step_value[0]))
+            teacher = [r[key] for _, r in sorted(log.teacher.items())
+                       if key in r]
+            result.teacher = teacher[-1] if teacher else None
         results.append(result)
     return results
 

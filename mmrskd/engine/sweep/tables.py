@@ -18,6 +18,8 @@ import os.path as osp
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import mmengine
+
 from mmrskd.engine.sweep.executor import read_manifest
 from mmrskd.engine.sweep.grid import SweepRun
 from mmrskd.engine.sweep.results import (RunResult, collect_results,
@@ -103,10 +105,8 @@ class ComplexityCache:
     (None: in memory only), since counting FLOPs builds the model."""
 
     def __init__(self, path: Optional[str]):
-        self.path, self.data = path, {}
-        if path and osp.isfile(path):
-            with open(path) as f:
-                self.data = json.load(f)
+        self.path = path
+        self.data = mmengine.load(path) if path and osp.isfile(path) else {}
 
     def get(self, cfg) -> Optional[dict]:
         """``params``, ``flops`` and ``input_shape`` of what ``cfg``
@@ -128,8 +128,7 @@ class ComplexityCache:
             info = model_complexity(model, shape)
             self.data[key] = dict(info, input_shape=list(info['input_shape']))
             if self.path:
-                with open(self.path, 'w') as f:
-                    json.dump(self.data, f, indent=2)
+                mmengine.dump(self.data, self.path, indent=2)
         return self.data[key]
 
 
