@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import mmengine
@@ -68,11 +69,8 @@ def write_state(work_dir: str, **fields) -> dict:
 
 def last_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint mmengine's ``--resume`` would load, if it exists."""
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
-        return None
-    with open(pointer) as f:
-        path = f.read().strip()
+    pointer = Path(work_dir, 'last_checkpoint')
+    path = pointer.read_text().strip() if pointer.is_file() else ''
     return path if path and osp.isfile(path) else None
 
 
@@ -323,8 +321,7 @@ class SweepExecutor:
         try:
             while process.poll() is None:
                 time.sleep(POLL_SECONDS)
-                with open(output, errors='replace') as f:
-                    text = f.read()[-4000:]
+                text = Path(output).read_text(errors='replace')[-4000:]
                 progress.update(run.name, detail=' '.join(filter(None, (
                     detail, training_progress(text),
                     f'{time.time() - state["started"]:.0f} s'))))
@@ -343,6 +340,6 @@ class SweepExecutor:
             return DONE
         progress.update(run.name, FAILED, f'exit code {code} after '
                         f'{elapsed}; log: {output}')
-        with open(output, errors='replace') as f:
-            progress.print(''.join(f.readlines()[-30:]))
+        tail = Path(output).read_text(errors='replace').splitlines()[-30:]
+        progress.print('\n'.join(tail))
         return FAILED

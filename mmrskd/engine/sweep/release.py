@@ -14,6 +14,7 @@ import os
 import os.path as osp
 import re
 import shutil
+from pathlib import Path
 from typing import Optional, Tuple
 
 import yaml
@@ -191,14 +192,12 @@ def metafile_entry(cfg, name: str, weights: str, released_config: str,
 def update_metafile(path: str, entry: dict):
     """Insert ``entry`` into the ``Models`` of a metafile, replacing the
     entry of the same ``Name`` (comments in the file are not kept)."""
-    data = {}
-    if osp.isfile(path):
-        with open(path) as f:
-            data = yaml.safe_load(f) or {}
+    data = yaml.safe_load(Path(path).read_text()) if osp.isfile(path) else {}
+    data = data or {}
     data['Models'] = [m for m in data.get('Models', [])
                       if m.get('Name') != entry['Name']] + [entry]
-    with open(path, 'w') as f:
-        yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False,
+                                         allow_unicode=True))
 
 
 def publish(src: str, out_dir: str, config: Optional[str] = None,
@@ -276,8 +275,8 @@ def publish(src: str, out_dir: str, config: Optional[str] = None,
         teacher_metrics, complexity, collection,
         log.log_files[0] if log.log_files else None, config)
     entry_path = osp.join(out_dir, f'{name}.metafile.yml')
-    with open(entry_path, 'w') as f:
-        yaml.safe_dump(dict(Models=[entry]), f, sort_keys=False)
+    Path(entry_path).write_text(yaml.safe_dump(dict(Models=[entry]),
+                                               sort_keys=False))
     if metafile:
         update_metafile(metafile, entry)
     return dict(checkpoint=weights, config=released_config, logs=logs,
@@ -293,8 +292,7 @@ def model_index_text(root: str) -> str:
         osp.join(root, 'configs', '*', 'metafile.yml')))
     for path in files:
         try:
-            with open(osp.join(root, path)) as f:
-                data = yaml.safe_load(f)
+            data = yaml.safe_load(Path(root, path).read_text())
         except yaml.YAMLError as err:
             mark = getattr(err, 'problem_mark', None)
             line = f':{mark.line + 1}' if mark else ''
@@ -312,13 +310,8 @@ def model_index_text(root: str) -> str:
 def write_model_index(root: str, check: bool = False) -> bool:
     """Rewrite ``<root>/model-index.yml`` (with ``check``, only compare);
     whether it changed (or would change)."""
-    path = osp.join(root, 'model-index.yml')
-    text = model_index_text(root)
-    old = None
-    if osp.isfile(path):
-        with open(path) as f:
-            old = f.read()
-    if old != text and not check:
-        with open(path, 'w') as f:
-            f.write(text)
-    return old != text
+    path, text = Path(root, 'model-index.yml'), model_index_text(root)
+    changed = not path.is_file() or path.read_text() != text
+    if changed and not check:
+        path.write_text(text)
+    return changed

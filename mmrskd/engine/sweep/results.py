@@ -15,6 +15,7 @@ import os
 import os.path as osp
 import re
 import statistics
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmrskd.engine.sweep.executor import PENDING, read_state
@@ -52,9 +53,7 @@ def read_run_log(work_dir: str) -> RunLog:
         if not osp.isfile(scalars):
             continue
         log.scalar_files.append(scalars)
-        with open(scalars) as f:
-            lines = f.read().splitlines()
-        for line in lines:
+        for line in Path(scalars).read_text().splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a killed run's cut last line
@@ -301,7 +300,6 @@ def write_results(results: Sequence[RunResult], out_dir: str,
     with open(paths['csv'], 'w', newline='') as f:
         csv.writer(f).writerows([header] + [
             ['' if v is None else v for v in row] for row in rows])
-    with open(paths['md'], 'w') as f:
-        f.write(to_markdown(results))
+    Path(paths['md']).write_text(to_markdown(results))
     plot_results(results, paths['png'])
     return paths

@@ -16,6 +16,7 @@ import json
 import os
 import os.path as osp
 import re
+from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import mmengine
@@ -316,13 +317,11 @@ def rewrite_readmes(readmes: Sequence[str], block: Callable[[str], str],
     ``check``, only compare); whether each changed (or would change)."""
     changed = {}
     for readme in readmes:
-        with open(readme) as f:
-            text = f.read()
+        text = Path(readme).read_text()
         new = replace_block(text, block(readme), readme, start, end)
         changed[readme] = new != text
         if changed[readme] and not check:
-            with open(readme, 'w') as f:
-                f.write(new)
+            Path(readme).write_text(new)
     return changed
 
 
@@ -358,10 +357,5 @@ def find_readmes(root: str, marker: str = START) -> List[str]:
     ``marker``."""
     candidates = [osp.join(root, 'README.md')] + sorted(
         glob.glob(osp.join(root, 'configs', '*', 'README.md')))
-    found = []
-    for path in candidates:
-        if osp.isfile(path):
-            with open(path) as f:
-                if marker in f.read():
-                    found.append(path)
-    return found
+    return [path for path in candidates
+            if osp.isfile(path) and marker in Path(path).read_text()]
