@@ -6,6 +6,7 @@ to skip, resume, retrain, leave alone or refuse each run (the statuses
 below; ``docs/sweeps.md``, section 2). A crash of one run is recorded and
 the sweep goes on.
 """
+import collections
 import dataclasses
 import fnmatch
 import json
@@ -170,9 +171,7 @@ class SweepProgress:
 
     def close(self):
         self.bar.stop()
-        counts = {}
-        for status in self.statuses.values():
-            counts[status] = counts.get(status, 0) + 1
+        counts = collections.Counter(self.statuses.values())
         self.print(f'[sweep] {self.finished()}/{len(self.statuses)} runs '
                    'finished  (' + '  '.join(
                        f'{s} {n}' for s, n in sorted(counts.items())) + ')')
