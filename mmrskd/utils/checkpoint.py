@@ -29,6 +29,9 @@ from mmengine.fileio import LocalBackend
 from mmrskd.utils.errors import MMRSKDError
 
 TRUST_ENV_VAR = 'MMRSKD_TRUST_CHECKPOINTS'
+# checkpoint meta worth keeping in a released (student-only) checkpoint
+RELEASE_META = ('dataset_meta', 'epoch', 'iter', 'seed', 'experiment_name',
+                'mmengine_version')
 _ZIP_MAGIC = b'PK\x03\x04'
 
 
@@ -224,6 +227,5 @@ def student_checkpoint(checkpoint):
         raise MMRSKDError('no "student." weights in this checkpoint: it is '
                           'not a distiller checkpoint')
     meta = {k: v for k, v in checkpoint.get('meta', {}).items()
-            if k in ('dataset_meta', 'epoch', 'iter', 'seed',
-                     'experiment_name', 'mmengine_version')}
+            if k in RELEASE_META}
     return dict(state_dict=student, meta=meta)

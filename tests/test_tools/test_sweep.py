@@ -18,14 +18,15 @@ import time
 
 import pytest
 
-from mmrskd.engine.sweep import expand_grid, load_sweep_file, read_run_log
+from mmrskd.engine.sweep import (SweepRun, expand_grid, load_sweep_file,
+                                 read_run_log)
+from mmrskd.engine.sweep.executor import (BUSY, PENDING, RESUME, SKIPPED,
+                                          STALE, SweepProgress, run_status,
+                                          training_progress, write_state)
 from mmrskd.engine.sweep.grid import short_axis_names
 from mmrskd.engine.sweep.launch import LaunchOptions, train_command
-from mmrskd.engine.sweep.logs import pick_metric
-from mmrskd.engine.sweep.progress import SweepProgress, training_progress
-from mmrskd.engine.sweep.results import collect_results, write_results
-from mmrskd.engine.sweep.state import (BUSY, PENDING, RESUME, SKIPPED, STALE,
-                                       run_status, write_state)
+from mmrskd.engine.sweep.results import (collect_results, pick_metric,
+                                         write_results)
 from mmrskd.engine.sweep.tables import (END, START, BenchmarkRow,
                                         benchmark_rows, load_sweeps,
                                         replace_block, slot_rows)
@@ -264,21 +265,20 @@ def test_run_log_merges_restarts_and_picks_best(tmp_path):
     log = read_run_log(work_dir)
     assert sorted(log.train) == [1, 2, 3, 4, 5, 6]
     assert log.train[3]['time'] == 0.4
-    assert log.final('dota/mAP') == 0.30
-    assert log.best('dota/mAP') == (0.35, 2)
-    assert log.best('dota/AP50') == (0.5, 3)
-    assert log.teacher_metric('dota/mAP') == 0.61
-    # times by step 9.0 .5 .4 .4 .3 .2: without the first window
-    assert log.time_per_iter() == statistics.median([0.5, 0.4, 0.4, 0.3,
-                                                     0.2])
-    assert log.last_iter == 6
     assert len(log.log_files) == len(log.scalar_files) == 2
-    assert pick_metric(log.metric_keys) == 'dota/mAP'
-    assert pick_metric(log.metric_keys, 'AP50') == 'dota/AP50'
+    result, = collect_results([SweepRun('k', 'k.py', (), {}, work_dir)])
+    assert result.metric == 'dota/mAP' and result.final == 0.30
+    assert (result.best, result.best_step) == (0.35, 2)
+    assert result.teacher == 0.61 and result.iters == 6
+    # times by step 9.0 .5 .4 .4 .3 .2: without the first window
+    assert result.time_per_iter == statistics.median([0.5, 0.4, 0.4, 0.3,
+                                                      0.2])
+    ap50, = collect_results([result.run], 'AP50')
+    assert (ap50.metric, ap50.best, ap50.best_step) == ('dota/AP50', 0.5, 3)
     assert pick_metric(['coco/bbox_mAP_50', 'coco/bbox_mAP']) == \
         'coco/bbox_mAP'
     with pytest.raises(MMRSKDError, match='was not logged'):
-        pick_metric(log.metric_keys, 'bbox_mAP')
+        pick_metric(['dota/mAP', 'dota/AP50'], 'bbox_mAP')
 
 
 def test_run_status_from_state_and_checkpoint(tmp_path):
@@ -310,8 +310,7 @@ def test_run_status_from_state_and_checkpoint(tmp_path):
 def test_progress_lines_and_training_progress():
     import io
     stream = io.StringIO()
-    progress = SweepProgress(['a/x=1', 'a/x=2'], {'a/x=1': SKIPPED,
-                                                  'a/x=2': PENDING},
+    progress = SweepProgress({'a/x=1': SKIPPED, 'a/x=2': PENDING},
                              stream=stream, live=False)
     progress.update('a/x=2', 'running', 'epoch 1')
     progress.update('a/x=2', detail='epoch 2')  # no line: status unchanged
@@ -465,8 +464,8 @@ def test_benchmark_table_teacher_student_gain_overhead(tmp_path, data_root):
 
 
 def test_model_index_lists_the_metafiles(tmp_path):
-    from mmrskd.engine.sweep.model_index import (model_index_text,
-                                                 write_model_index)
+    from mmrskd.engine.sweep.release import (model_index_text,
+                                             write_model_index)
     for method in ('pkd', 'fgd', 'cwd'):
         (tmp_path / 'configs' / method).mkdir(parents=True)
     for method in ('pkd', 'fgd'):

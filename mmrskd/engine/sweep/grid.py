@@ -1,32 +1,10 @@
 """Sweep grids: training configs × ``--cfg-options`` axes → named runs.
 
-A sweep file is read with mmengine's ``Config`` (YAML or Python, ``_base_``
-allowed)::
-
-    # sweeps/pkd_weight.yml
-    grid:                              # axes of every experiment
-      randomness.seed: [0, 1]
-    cfg_options:                       # overrides of every run
-      train_cfg.max_epochs: 12
-    experiments:                       # configs with their own axes
-      - configs: [configs/demo/pkd_..._synthetic-dota.py]
-        grid: {model.distill_losses.loss_pkd.loss_weight: [1, 2]}
-        cfg_options: {model.teacher_ckpt: work_dirs/teacher/epoch_12.pth}
-      - configs: [configs/demo/rotated-retinanet_r18-w16_..._dota.py]
-    metric: dota/mAP                   # optional: the metric to report
-    work_dir: work_dirs/sweeps/pkd     # optional
-
-Top-level ``configs`` form one more experiment (listed first). Every
-experiment gets the top-level ``grid`` and ``cfg_options``; its own entries
-win for the same key, its own axes come first, and an axis set to
-``null``/None in its grid is dropped there. Values mean exactly what they
-mean after ``--cfg-options KEY=VALUE``: each is written that way, parsed back
-with mmengine's ``DictAction`` and must survive the round trip.
-
-A run is named ``<config stem>/<axis>=<value>,...`` where ``<axis>`` is the
-shortest dotted suffix of the key that tells the axes apart
-(``loss_weight=2,seed=1``), or ``<config stem>`` without axes; its work dir
-is ``<sweep work_dir>/<name>``.
+The sweep file format (:data:`SWEEP_KEYS`, read by mmengine's ``Config``),
+how experiments share axes and overrides, and how runs are named are in
+``docs/sweeps.md``, section 1. Values mean what they mean after
+``--cfg-options KEY=VALUE``: each is written that way and parsed back with
+mmengine's ``DictAction``.
 """
 import dataclasses
 import hashlib
@@ -35,29 +13,22 @@ import json
 import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
+from mmengine.config import Config, DictAction
+
 from mmrskd.utils import MMRSKDError
 from mmrskd.utils.config import load_config
 
 SWEEP_KEYS = ('configs', 'grid', 'cfg_options', 'experiments', 'metric',
               'work_dir')
-EXPERIMENT_KEYS = ('configs', 'grid', 'cfg_options')
-_UNSAFE_IN_NAMES = {'/': '%2F', ' ': '', '\\': '%5C'}
+EXPERIMENT_KEYS = SWEEP_KEYS[:3]
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
-    """One training run of a sweep.
-
-    Attributes:
-        name (str): ``<config stem>/<axis>=<value>,...`` (or the stem alone
-            without axes); unique in the sweep and stable across calls.
-        config (str): the training config, as given.
-        axes (tuple[tuple[str, str, Any]]): ``(key, short name, value)`` of
-            each grid axis, in grid order.
-        cfg_options (dict[str, Any]): every override of the run (axes and
-            fixed ones), as ``--cfg-options`` will parse them.
-        work_dir (str): the run's own work dir.
-    """
+    """One training run of a sweep: its ``name`` (stable across calls), the
+    ``config`` as given, the ``(key, short name, value)`` of each grid axis,
+    every override (axes and fixed ones) as ``--cfg-options`` parses them,
+    and its own ``work_dir``."""
     name: str
     config: str
     axes: Tuple[Tuple[str, str, Any], ...]
@@ -79,16 +50,13 @@ class SweepRun:
         return [f'{key}={format_value(value, key)}'
                 for key, value in self.cfg_options.items()]
 
-    def to_dict(self) -> dict:
-        return dict(name=self.name, config=self.config,
-                    axes=[list(axis) for axis in self.axes],
-                    cfg_options=self.cfg_options, work_dir=self.work_dir)
-
     @classmethod
     def from_dict(cls, record: dict) -> 'SweepRun':
-        return cls(record['name'], record['config'],
-                   tuple(tuple(axis) for axis in record['axes']),
-                   dict(record['cfg_options']), record['work_dir'])
+        """The run of a :func:`dataclasses.asdict` record read back from
+        JSON (which turned the axes into lists)."""
+        fields = {f.name: record[f.name] for f in dataclasses.fields(cls)}
+        fields['axes'] = tuple(map(tuple, fields['axes']))
+        return cls(**fields)
 
 
 @dataclasses.dataclass
@@ -105,12 +73,8 @@ def config_stem(config: str) -> str:
 
 
 def format_value(value: Any, key: str = 'value') -> str:
-    """Write ``value`` as ``--cfg-options`` takes it.
-
-    Raises:
-        MMRSKDError: ``value`` cannot be written there (a dict, or a string
-            that DictAction would split or strip).
-    """
+    """Write ``value`` as ``--cfg-options`` takes it; refuse what it cannot
+    carry (a dict, or a string that ``DictAction`` would split or strip)."""
     if isinstance(value, (list, tuple)):
         inner = ','.join(format_value(v, key) for v in value)
         return f'[{inner}]' if isinstance(value, list) else f'({inner})'
@@ -125,25 +89,16 @@ def format_value(value: Any, key: str = 'value') -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def parse_value(text: str) -> Any:
-    """Parse a value as ``--cfg-options`` does."""
-    from mmengine.config import DictAction
-    return DictAction._parse_iterable(text)
-
-
 def normalize_value(value: Any, key: str) -> Any:
     """The value a run sees for ``KEY=value``: written and parsed back."""
-    return parse_value(format_value(value, key))
+    return DictAction._parse_iterable(format_value(value, key))
 
 
 def name_value(value: Any) -> str:
     """A value as it appears in run names and directory names."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    text = format_value(value)
-    for char, replacement in _UNSAFE_IN_NAMES.items():
-        text = text.replace(char, replacement)
-    return text
+    return format_value(value).replace('/', '%2F').replace('\\', '%5C')
 
 
 def short_axis_names(keys: List[str]) -> Dict[str, str]:
@@ -165,80 +120,55 @@ def short_axis_names(keys: List[str]) -> Dict[str, str]:
     return names
 
 
-def _as_mapping(value, where):
-    if value is None:
-        return {}
+def _mapping(value, where: str, allowed=None) -> dict:
+    """``value`` (None: empty) as a dict, checked against ``allowed`` keys.
+    """
+    value = {} if value is None else value
     if not isinstance(value, dict):
-        raise MMRSKDError(f'{where}: expected a mapping of config keys to '
-                          f'values, got {value!r}')
+        raise MMRSKDError(f'{where}: expected a mapping, got {value!r}')
+    unknown = sorted(set(value) - set(allowed or value))
+    if unknown:
+        raise MMRSKDError(f'{where}: unknown keys {unknown}; it takes '
+                          f'{", ".join(allowed)}')
     return dict(value)
 
 
-def _as_axis(values, key):
-    if isinstance(values, tuple):
-        values = list(values)
-    if not isinstance(values, list):
-        values = [values]
-    if not values:
-        raise MMRSKDError(f'grid.{key}: an axis needs at least one value')
+def _axis(values, key: str) -> list:
+    """An axis' values as the runs will see them; refuses repeats."""
+    values = list(values) if isinstance(values, (list, tuple)) else [values]
     normalized = [normalize_value(v, f'grid.{key}') for v in values]
-    shown = [name_value(v) for v in normalized]
-    if len(set(shown)) != len(shown):
+    if len({name_value(v) for v in normalized}) != len(normalized):
         raise MMRSKDError(f'grid.{key}: repeated values {values!r}')
     return normalized
 
 
-def _experiments(spec, where):
-    unknown = set(spec) - set(SWEEP_KEYS)
-    if unknown:
-        raise MMRSKDError(f'{where}: unknown keys {sorted(unknown)}; a sweep '
-                          f'file takes {", ".join(SWEEP_KEYS)}')
-    common_grid = _as_mapping(spec.get('grid'), f'{where}: grid')
-    common_options = _as_mapping(spec.get('cfg_options'),
-                                 f'{where}: cfg_options')
-    entries = []
-    if spec.get('configs'):
-        entries.append(dict(configs=spec['configs']))
-    extra = spec.get('experiments') or []
-    if not isinstance(extra, (list, tuple)):
-        raise MMRSKDError(f'{where}: experiments must be a list of '
-                          'dict(configs=..., grid=..., cfg_options=...)')
-    entries += list(extra)
-    if not entries:
-        raise MMRSKDError(f'{where}: no configs; add configs: [...] or '
-                          'experiments: [dict(configs=[...])]')
-    for index, entry in enumerate(entries):
-        entry_where = f'{where}: experiments[{index}]'
-        if not isinstance(entry, dict):
-            raise MMRSKDError(f'{entry_where}: expected a mapping')
-        unknown = set(entry) - set(EXPERIMENT_KEYS)
-        if unknown:
-            raise MMRSKDError(f'{entry_where}: unknown keys '
-                              f'{sorted(unknown)}; an experiment takes '
-                              f'{", ".join(EXPERIMENT_KEYS)}')
-        configs = entry.get('configs')
-        if isinstance(configs, str):
-            configs = [configs]
-        if not configs:
-            raise MMRSKDError(f'{entry_where}: configs is empty')
-        # own axes first, shared ones (typically the seed) last; an
-        # experiment drops a shared axis by setting it to null/None
-        grid = _as_mapping(entry.get('grid'), f'{entry_where}.grid')
-        for key, values in common_grid.items():
+def _experiments(spec: dict, where: str):
+    """``(configs, grid, cfg_options)`` of every experiment, the shared grid
+    and overrides merged in."""
+    spec = _mapping(spec, where, SWEEP_KEYS)
+    shared_grid = _mapping(spec.get('grid'), f'{where}: grid')
+    shared_options = _mapping(spec.get('cfg_options'), f'{where}: cfg_options')
+    entries = [dict(configs=spec['configs'])] if spec.get('configs') else []
+    for index, entry in enumerate(
+            entries + list(spec.get('experiments') or [])):
+        at = f'{where}: experiments[{index}]'
+        entry = _mapping(entry, at, EXPERIMENT_KEYS)
+        configs = entry.get('configs') or []
+        grid = _mapping(entry.get('grid'), f'{at}.grid')
+        for key, values in shared_grid.items():  # after the own axes
             grid.setdefault(key, values)
-        grid = {k: v for k, v in grid.items() if v is not None}
-        options = dict(common_options)
-        options.update(_as_mapping(entry.get('cfg_options'),
-                                   f'{entry_where}.cfg_options'))
-        yield list(configs), grid, options
+        options = dict(shared_options,
+                       **_mapping(entry.get('cfg_options'),
+                                  f'{at}.cfg_options'))
+        yield ([configs] if isinstance(configs, str) else list(configs),
+               {k: v for k, v in grid.items() if v is not None}, options)
 
 
 def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
     """Expand a sweep spec (the keys of a sweep file) into runs.
 
     Args:
-        spec (dict): ``configs``, ``grid``, ``cfg_options``, ``experiments``,
-            ``metric`` (see the module doc).
+        spec (dict): see :data:`SWEEP_KEYS` and the module doc.
         work_dir (str): the sweep's work dir; runs go below it.
         where (str): the spec's origin, for error messages.
 
@@ -248,48 +178,44 @@ def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
     """
     runs, seen = [], {}
     for configs, grid, options in _experiments(spec, where):
-        axes = {key: _as_axis(values, key) for key, values in grid.items()}
+        axes = {key: _axis(values, key) for key, values in grid.items()}
         fixed = {key: normalize_value(value, f'cfg_options.{key}')
                  for key, value in options.items() if key not in axes}
         short = short_axis_names(list(axes))
-        for config in configs:
-            for combo in itertools.product(*axes.values()):
-                run_axes = tuple(
-                    (key, short[key], value)
-                    for key, value in zip(axes, combo))
-                name = config_stem(config)
-                if run_axes:
-                    name += '/' + ','.join(f'{s}={name_value(v)}'
-                                           for _, s, v in run_axes)
-                if name in seen:
-                    raise MMRSKDError(
-                        f'{where}: run "{name}" comes from {seen[name]} and '
-                        f'{config}; rename a config or drop the duplicate')
-                seen[name] = config
-                cfg_options = dict(fixed)
-                cfg_options.update({k: v for k, _, v in run_axes})
-                runs.append(SweepRun(name, config, run_axes, cfg_options,
-                                     osp.join(work_dir, name)))
+        for config, combo in itertools.product(
+                configs, itertools.product(*axes.values())):
+            run_axes = tuple((key, short[key], value)
+                             for key, value in zip(axes, combo))
+            name = config_stem(config)
+            if run_axes:
+                name += '/' + ','.join(f'{s}={name_value(v)}'
+                                       for _, s, v in run_axes)
+            if name in seen:
+                raise MMRSKDError(
+                    f'{where}: run "{name}" comes from {seen[name]} and '
+                    f'{config}; rename a config or drop the duplicate')
+            seen[name] = config
+            runs.append(SweepRun(
+                name, config, run_axes,
+                dict(fixed, **{k: v for k, _, v in run_axes}),
+                osp.join(work_dir, name)))
     # a run without axes would hold the work dirs of its siblings with axes
     for name in seen:
-        if '/' not in name and any(other.startswith(name + '/')
-                                   for other in seen):
+        if '/' not in name and any(n.startswith(name + '/') for n in seen):
             raise MMRSKDError(
                 f'{where}: {seen[name]} runs once without axes and again with '
                 'axes in another experiment; give both experiments the same '
                 'axes (e.g. randomness.seed: [0])')
+    if not runs:
+        raise MMRSKDError(f'{where}: no runs; give configs: [...] or '
+                          'experiments: [dict(configs=[...])], and no empty '
+                          'grid axis')
     return Sweep(runs, work_dir, spec.get('metric'))
 
 
 def load_sweep_file(path: str, work_dir: Optional[str] = None) -> Sweep:
-    """Read and expand a sweep file (``.yml``/``.yaml``/``.py``/``.json``).
-
-    Args:
-        path (str): the sweep file.
-        work_dir (str, optional): overrides the file's ``work_dir``; the
-            default is ``work_dirs/sweeps/<file stem>``.
-    """
-    from mmengine.config import Config
+    """Read and expand a sweep file; ``work_dir`` overrides the file's,
+    whose default is ``work_dirs/sweeps/<file stem>``."""
     if not osp.isfile(path):
         raise MMRSKDError(f'sweep file not found: {osp.abspath(path)}')
     spec = Config.fromfile(path).to_dict()
@@ -303,7 +229,6 @@ def is_sweep_file(path: str) -> bool:
     ``model`` but ``configs`` or ``experiments``."""
     if path.endswith(('.yml', '.yaml')):
         return True
-    from mmengine.config import Config
     if not osp.isfile(path):
         return False
     keys = set(Config.fromfile(path).keys())

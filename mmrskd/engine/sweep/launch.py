@@ -15,21 +15,11 @@ LAUNCHERS = ('none', 'pytorch', 'slurm')
 
 @dataclasses.dataclass
 class LaunchOptions:
-    """How runs are started.
-
-    Attributes:
-        launcher (str): ``'none'`` (one process), ``'pytorch'``
-            (``python -m torch.distributed.run``) or ``'slurm'`` (``srun``).
-        gpus (int): processes per run: GPUs, or CPU processes with gloo.
-        gpus_per_node (int, optional): slurm only; default ``min(gpus, 8)``.
-        cpus_per_task (int): slurm only.
-        partition (str, optional): slurm partition (required for slurm).
-        srun_args (str): extra ``srun`` arguments, shell-quoted.
-        master_port (int): pytorch only.
-        train_script (str): path of ``tools/train.py``.
-        python (str): interpreter.
-        extra_args (list[str]): more ``tools/train.py`` arguments.
-    """
+    """How runs are started: the ``tools/sweep.py`` options of the same
+    names (``master_port`` is ``--port``; ``extra_args``, ``--train-args``).
+    ``gpus`` is the process count of a run; ``gpus_per_node`` (default
+    ``min(gpus, 8)``), ``cpus_per_task``, ``partition`` and ``srun_args`` are
+    for slurm only."""
     launcher: str = 'none'
     gpus: int = 1
     gpus_per_node: Optional[int] = None
@@ -42,6 +32,7 @@ class LaunchOptions:
     extra_args: List[str] = dataclasses.field(default_factory=list)
 
     def check(self):
+        """Refuse options that cannot start a run."""
         if self.launcher not in LAUNCHERS:
             raise MMRSKDError(f'--launcher {self.launcher}: choose one of '
                               f'{", ".join(LAUNCHERS)}')
@@ -55,29 +46,17 @@ class LaunchOptions:
                               'or slurm; --launcher none trains one process')
 
 
-def job_name(run_name: str) -> str:
-    """A slurm job name for a run name."""
-    return re.sub(r'[^\w.=,-]+', '_', run_name)
-
-
 def train_command(run, options: LaunchOptions,
                   resume: bool = False) -> List[str]:
-    """argv that trains ``run`` into its work dir.
-
-    Args:
-        run (SweepRun): the run.
-        options (LaunchOptions): launcher settings.
-        resume (bool): add ``--resume`` (from the work dir's
-            ``last_checkpoint``).
-    """
+    """argv that trains ``run`` (a ``SweepRun``) into its work dir, with
+    ``--resume`` (from its ``last_checkpoint``) when ``resume``."""
     train_args = [options.train_script, run.config, '--work-dir',
                   run.work_dir]
     if run.cfg_options:
         train_args += ['--cfg-options', *run.option_args()]
     if resume:
         train_args.append('--resume')
-    train_args += list(options.extra_args)
-
+    train_args += options.extra_args
     if options.launcher == 'none':
         return [options.python, *train_args]
     if options.launcher == 'pytorch':
@@ -86,9 +65,10 @@ def train_command(run, options: LaunchOptions,
                 f'--master_port={options.master_port}', *train_args,
                 '--launcher', 'pytorch']
     per_node = options.gpus_per_node or min(options.gpus, 8)
-    return ['srun', '-p', options.partition,
-            f'--job-name={job_name(run.name)}', f'--gres=gpu:{per_node}',
-            f'--ntasks={options.gpus}', f'--ntasks-per-node={per_node}',
+    job_name = re.sub(r'[^\w.=,-]+', '_', run.name)
+    return ['srun', '-p', options.partition, f'--job-name={job_name}',
+            f'--gres=gpu:{per_node}', f'--ntasks={options.gpus}',
+            f'--ntasks-per-node={per_node}',
             f'--cpus-per-task={options.cpus_per_task}',
             '--kill-on-bad-exit=1', *shlex.split(options.srun_args),
             options.python, '-u', *train_args, '--launcher', 'slurm']

@@ -1,26 +1,104 @@
-"""One results table for a sweep, from the runs' own logs: CSV, Markdown and
-a PNG plot (metric against an axis, one line per method)."""
+"""What the runs of a sweep reached, from mmengine's own logs, as one table:
+CSV, Markdown and a PNG plot.
+
+mmengine writes ``<work_dir>/<timestamp>/vis_data/scalars.json`` at every
+(re)start, one JSON record per line: training records (``lr``, ``loss*``,
+``time`` in seconds per iteration) at ``step`` = the iteration; validation
+records (``dota/mAP``, ...; ``teacher/<metric>`` from ``DistillValLoop``)
+at ``step`` = the epoch, or the iteration for iteration-based loops.
+"""
 import csv
 import dataclasses
+import glob
+import json
 import os
 import os.path as osp
+import re
 import statistics
-from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from mmrskd.engine.sweep.executor import PENDING, read_state
 from mmrskd.engine.sweep.grid import SweepRun, name_value
-from mmrskd.engine.sweep.logs import pick_metric, read_run_log
-from mmrskd.engine.sweep.state import PENDING, read_state
+from mmrskd.utils import MMRSKDError
+
+TEACHER_PREFIX = 'teacher/'
+# metric keys tried in this order when none is configured
+PREFERRED_METRICS = ('/mAP', '/bbox_mAP', 'mAP')
+
+
+@dataclasses.dataclass
+class RunLog:
+    """The scalars of a run, restarts merged (a later start wins for the
+    same step): ``train``, ``val`` and ``teacher`` (keys without
+    ``teacher/``) records by step, and the text logs and scalars files of
+    every start, oldest first."""
+    train: Dict[int, dict] = dataclasses.field(default_factory=dict)
+    val: Dict[int, dict] = dataclasses.field(default_factory=dict)
+    teacher: Dict[int, dict] = dataclasses.field(default_factory=dict)
+    log_files: List[str] = dataclasses.field(default_factory=list)
+    scalar_files: List[str] = dataclasses.field(default_factory=list)
+
+
+def read_run_log(work_dir: str) -> RunLog:
+    """Merge the scalars of every start of the run in ``work_dir``."""
+    log = RunLog()
+    # mmengine names the folders YYYYMMDD_HHMMSS: sorted = chronological
+    for folder in sorted(glob.glob(osp.join(work_dir, '*_*'))):
+        stamp = osp.basename(folder)
+        if not re.fullmatch(r'\d{8}_\d{6}', stamp):
+            continue
+        log.log_files += glob.glob(osp.join(folder, f'{stamp}.log'))
+        scalars = osp.join(folder, 'vis_data', 'scalars.json')
+        if not osp.isfile(scalars):
+            continue
+        log.scalar_files.append(scalars)
+        for line in Path(scalars).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # a killed run's cut last line
+                continue
+            step = record.pop('step', None)
+            if step is None:
+                continue
+            if 'lr' in record or any(k.startswith('loss') for k in record):
+                log.train[step] = record
+                continue
+            teacher = {k[len(TEACHER_PREFIX):]: v for k, v in record.items()
+                       if k.startswith(TEACHER_PREFIX)}
+            metrics = {k: v for k, v in record.items()
+                       if '/' in k and not k.startswith(TEACHER_PREFIX)}
+            for records, values in ((log.teacher, teacher),
+                                    (log.val, metrics)):
+                if values:
+                    records[step] = values
+    return log
+
+
+def pick_metric(keys: List[str], metric: Optional[str] = None) -> str:
+    """The logged key to report: ``metric`` (a bare name such as ``'mAP'``
+    matches ``'<prefix>/mAP'``), else the first of
+    :data:`PREFERRED_METRICS`."""
+    if metric is not None:
+        matches = [k for k in keys if k == metric] or [
+            k for k in keys if k.endswith('/' + metric)]
+        if len(matches) != 1:
+            raise MMRSKDError(f'metric "{metric}" was not logged; logged '
+                              f'metrics: {", ".join(keys) or "none"} (pass '
+                              'one of them as --metric)')
+        return matches[0]
+    if not keys:
+        raise MMRSKDError('no validation metric was logged by any run; '
+                          'check val_cfg/val_evaluator in the configs')
+    return next((k for suffix in PREFERRED_METRICS for k in keys
+                 if k.endswith(suffix)), keys[0])
 
 
 @dataclasses.dataclass
 class RunResult:
-    """What a run reached, from its logs; ``status`` is the one of its
-    state file (``done``, ``failed``, ``running``) or ``pending``.
-
-    ``final``/``best``/``teacher`` are values of :attr:`metric`;
-    ``best_step`` is the epoch (or iteration) of ``best``.
-    """
+    """What a run reached; ``status`` is the one of its state file, else
+    ``pending``. ``final``/``best``/``teacher`` are values of ``metric``;
+    ``best_step`` is the epoch (or iteration) of ``best``."""
     run: SweepRun
     status: str
     metric: Optional[str] = None
@@ -37,81 +115,43 @@ class RunResult:
         """The axes without the seed: runs that differ only in the seed
         share a setting."""
         return {k: v for k, v in self.run.axis_values.items()
-                if not is_seed_axis(k)}
-
-
-def is_seed_axis(short_name: str) -> bool:
-    return short_name == 'seed' or short_name.endswith('.seed')
+                if k != 'seed' and not k.endswith('.seed')}
 
 
 def collect_results(runs: Sequence[SweepRun],
                     metric: Optional[str] = None) -> List[RunResult]:
-    """Read every run's logs.
-
-    Args:
-        runs (list[SweepRun]): the runs.
-        metric (str, optional): the metric key (or bare name such as
-            ``'mAP'``); default: picked from each run's logged keys, see
-            :func:`~mmrskd.engine.sweep.logs.pick_metric`.
-    """
+    """Read every run's logs; ``metric`` as :func:`pick_metric` takes it.
+    ``time_per_iter`` is the median over the logged windows, the first one
+    (the warm-up) left out when there are three or more."""
     results = []
     for run in runs:
         log, state = read_run_log(run.work_dir), read_state(run.work_dir) or {}
+        times = [r['time'] for _, r in sorted(log.train.items())
+                 if 'time' in r]
+        times = times[1:] if len(times) >= 3 else times
         result = RunResult(run, state.get('status', PENDING),
-                           time_per_iter=log.time_per_iter(),
-                           iters=log.last_iter,
+                           time_per_iter=statistics.median(times) if times
+                           else None, iters=max(log.train, default=None),
                            train_seconds=state.get('train_seconds'))
-        if log.metric_keys:
-            key = result.metric = pick_metric(log.metric_keys, metric)
-            result.final = log.final(key)
-            result.best, result.best_step = log.best(key)
-            result.teacher = log.teacher_metric(key)
+        keys = list(dict.fromkeys(k for r in log.val.values() for k in r))
+        if keys:
+            key = result.metric = pick_metric(keys, metric)
+            values = [(s, r[key]) for s, r in sorted(log.val.items())
+                      if key in r]
+            result.final = values[-1][1]
+            # the highest value, the first one on ties
+            result.best_step, result.best = max(
+                values, key=lambda step_value: (step_value[1], -step_value[0]))
+            teacher = [r[key] for _, r in sorted(log.teacher.items())
+                       if key in r]
+            result.teacher = teacher[-1] if teacher else None
         results.append(result)
     return results
 
 
-def axis_columns(results: Sequence[RunResult]) -> List[str]:
-    columns = []
-    for result in results:
-        columns += [k for k in result.run.axis_values if k not in columns]
-    return columns
-
-
-def _cell(value, digits=4):
-    if value is None:
-        return ''
-    if isinstance(value, float):
-        return f'{value:.{digits}f}'
-    return str(value)
-
-
-def result_rows(results: Sequence[RunResult]) -> (List[str], List[list]):
-    """Header and rows of the per-run table (raw values)."""
-    axes = axis_columns(results)
-    header = ['run', 'method', *axes, 'status', 'metric', 'final', 'best',
-              'best step', 'teacher', 's/iter', 'iters', 'train s',
-              'work_dir']
-    rows = []
-    for r in results:
-        values = r.run.axis_values
-        rows.append([r.run.name, r.run.method,
-                     *[values.get(a) for a in axes], r.status, r.metric,
-                     r.final, r.best, r.best_step, r.teacher,
-                     r.time_per_iter, r.iters, r.train_seconds,
-                     r.run.work_dir])
-    return header, rows
-
-
-def write_csv(results: Sequence[RunResult], path: str):
-    header, rows = result_rows(results)
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows([['' if v is None else v for v in row]
-                          for row in rows])
-
-
-def mean_std(values: Sequence[float]) -> (Optional[float], Optional[float]):
+def mean_std(values) -> (Optional[float], Optional[float]):
+    """Mean and sample std of the values that are not None (std 0 for one).
+    """
     values = [v for v in values if v is not None]
     if not values:
         return None, None
@@ -120,14 +160,14 @@ def mean_std(values: Sequence[float]) -> (Optional[float], Optional[float]):
 
 
 def group_by_setting(results: Sequence[RunResult]
-                     ) -> 'OrderedDict[tuple, List[RunResult]]':
+                     ) -> Dict[tuple, List[RunResult]]:
     """Runs that differ only in the seed, keyed by ``(method, setting)``.
 
     Runs of one config with other non-axis overrides (two experiments, or
     two sweeps) are different settings even with the same axis values; the
     key then holds those overrides too.
     """
-    groups, keys = OrderedDict(), {}
+    groups, keys = {}, {}
     for r in results:
         axis_keys = {key for key, _, _ in r.run.axes}
         fixed = tuple(sorted(((k, v) for k, v in r.run.cfg_options.items()
@@ -139,104 +179,109 @@ def group_by_setting(results: Sequence[RunResult]
             if key in groups:  # same axes, other fixed overrides: show them
                 key = (r.run.method, setting + fixed)
             keys[identity] = key
-            groups.setdefault(key, [])
+            groups[key] = []
         groups[keys[identity]].append(r)
     return groups
+
+
+def setting_text(setting) -> str:
+    """``loss_weight=2,tau=1`` for ``(('loss_weight', 2), ('tau', 1))``."""
+    return ','.join(f'{k}={name_value(v)}' for k, v in setting)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
     lines = ['| ' + ' | '.join(header) + ' |',
              '|' + '|'.join('---' for _ in header) + '|']
-    lines += ['| ' + ' | '.join(str(c) for c in row) + ' |' for row in rows]
+    lines += ['| ' + ' | '.join(map(str, row)) + ' |' for row in rows]
     return '\n'.join(lines) + '\n'
+
+
+def result_rows(results: Sequence[RunResult]) -> (List[str], List[list]):
+    """Header and rows of the per-run table (raw values)."""
+    axes = list(dict.fromkeys(k for r in results for k in r.run.axis_values))
+    header = ['run', 'method', *axes, 'status', 'metric', 'final', 'best',
+              'best step', 'teacher', 's/iter', 'iters', 'train s',
+              'work_dir']
+    return header, [[
+        r.run.name, r.run.method, *[r.run.axis_values.get(a) for a in axes],
+        r.status, r.metric, r.final, r.best, r.best_step, r.teacher,
+        r.time_per_iter, r.iters, r.train_seconds, r.run.work_dir]
+        for r in results]
 
 
 def to_markdown(results: Sequence[RunResult]) -> str:
     """The per-run table and, when seeds repeat a setting, mean ± std."""
     header, rows = result_rows(results)
     digits = {'s/iter': 3, 'train s': 0}
-    shown = [[_cell(v, digits.get(h, 4)) for h, v in zip(header, row)]
-             for row in rows]
-    text = markdown_table(header[:-1], [row[:-1] for row in shown])
+
+    def cell(name, value):
+        if isinstance(value, float):
+            return f'{value:.{digits.get(name, 4)}f}'
+        return '' if value is None else value
+
+    text = markdown_table(header[:-1], [
+        [cell(h, v) for h, v in zip(header, row)][:-1] for row in rows])
     groups = group_by_setting(results)
-    if any(len(g) > 1 for g in groups.values()):
-        lines = []
-        for (method, setting), group in groups.items():
-            mean, std = mean_std([r.final for r in group])
-            best_mean, best_std = mean_std([r.best for r in group])
-            lines.append([
-                method, ','.join(f'{k}={name_value(v)}' for k, v in setting)
-                or '-', next((r.metric for r in group if r.metric), ''),
-                len([r for r in group if r.final is not None]),
-                '' if mean is None else f'{mean:.4f} ± {std:.4f}',
-                '' if best_mean is None else
-                f'{best_mean:.4f} ± {best_std:.4f}'])
-        text += '\nMean ± std over seeds:\n\n' + markdown_table(
-            ['method', 'setting', 'metric', 'runs', 'final', 'best'], lines)
-    return text
+    if all(len(g) == 1 for g in groups.values()):
+        return text
+    lines = []
+    for (method, setting), group in groups.items():
+        stats = [mean_std(r.final for r in group),
+                 mean_std(r.best for r in group)]
+        lines.append([method, setting_text(setting) or '-', next(
+            (r.metric for r in group if r.metric), ''),
+            sum(r.final is not None for r in group)] + [
+            '' if m is None else f'{m:.4f} ± {s:.4f}' for m, s in stats])
+    return text + '\nMean ± std over seeds:\n\n' + markdown_table(
+        ['method', 'setting', 'metric', 'runs', 'final', 'best'], lines)
 
 
 def _plot_axis(results: Sequence[RunResult]) -> Optional[str]:
-    """The non-seed axis with numeric values and the most distinct values."""
-    best, best_count = None, 1
-    for axis in axis_columns(results):
-        if is_seed_axis(axis):
-            continue
-        values = [r.run.axis_values.get(axis) for r in results
-                  if axis in r.run.axis_values]
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                   for v in values):
-            continue
-        count = len(set(values))
-        if count > best_count:
-            best, best_count = axis, count
-    return best
+    """The non-seed axis with numeric values and the most distinct ones."""
+    counts = {}
+    for axis in dict.fromkeys(k for r in results for k in r.setting):
+        values = [r.setting[axis] for r in results if axis in r.setting]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               for v in values) and len(set(values)) > 1:
+            counts[axis] = len(set(values))
+    return max(counts, key=counts.get, default=None)
 
 
 def plot_results(results: Sequence[RunResult], path: str):
-    """Final metric against the most varied numeric axis, one line per
-    method and remaining setting, mean ± std over seeds; a bar chart when no
-    axis is numeric."""
+    """The final metric, mean ± std over seeds with the single runs as dots:
+    against the numeric non-seed axis with the most values, one line per
+    config and remaining setting; else one point per setting."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-
-    metrics = sorted({r.metric for r in results if r.metric})
     axis = _plot_axis(results)
+    lines = {}
+    for (method, setting), group in group_by_setting(results).items():
+        finals = [r.final for r in group if r.final is not None]
+        if not finals or (axis and axis not in dict(setting)):
+            continue
+        rest = [(k, v) for k, v in setting if k != axis]
+        label = method + ''.join(f', {k}={name_value(v)}' for k, v in rest)
+        x = dict(setting)[axis] if axis else len(lines)
+        lines.setdefault(label, []).append((x, finals))
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    if axis is not None:
-        series = OrderedDict()
-        for r in results:
-            if r.final is None or axis not in r.run.axis_values:
-                continue
-            rest = {k: v for k, v in r.setting.items() if k != axis}
-            label = r.run.method + ''.join(
-                f', {k}={name_value(v)}' for k, v in rest.items())
-            series.setdefault(label, {}).setdefault(
-                r.run.axis_values[axis], []).append(r.final)
-        for label, points in series.items():
-            xs = sorted(points)
-            stats = [mean_std(points[x]) for x in xs]
-            ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats],
-                        marker='o', capsize=3, label=label)
-            for x in xs:
-                ax.scatter([x] * len(points[x]), points[x], s=8, alpha=0.4,
-                           color=ax.lines[-1].get_color())
+    for label, points in lines.items():
+        points.sort(key=lambda point: point[0])
+        stats = [mean_std(finals) for _, finals in points]
+        drawn = ax.errorbar([x for x, _ in points], [m for m, _ in stats],
+                            yerr=[s for _, s in stats], marker='o',
+                            capsize=3, label=label)
+        for x, finals in points:
+            ax.scatter([x] * len(finals), finals, s=8, alpha=0.4,
+                       color=drawn[0].get_color())
+    if axis:
         ax.set_xlabel(axis)
-        if series:
+        if lines:
             ax.legend(fontsize='small')
     else:
-        groups = [(method + ''.join(f'\n{k}={name_value(v)}'
-                                    for k, v in setting), group)
-                  for (method, setting), group in
-                  group_by_setting(results).items()]
-        groups = [(label, mean_std([r.final for r in group]))
-                  for label, group in groups]
-        groups = [(label, m, s) for label, (m, s) in groups if m is not None]
-        ax.bar(range(len(groups)), [m for _, m, _ in groups],
-               yerr=[s for _, _, s in groups], capsize=3)
-        ax.set_xticks(range(len(groups)), [g[0] for g in groups],
-                      fontsize='x-small', rotation=30, ha='right')
+        ax.set_xticks(range(len(lines)), list(lines), fontsize='x-small',
+                      rotation=30, ha='right')
+    metrics = sorted({r.metric for r in results if r.metric})
     ax.set_ylabel(f'{" / ".join(metrics) or "metric"} (final)')
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -251,8 +296,10 @@ def write_results(results: Sequence[RunResult], out_dir: str,
     os.makedirs(out_dir, exist_ok=True)
     paths = {ext: osp.join(out_dir, f'{stem}.{ext}')
              for ext in ('csv', 'md', 'png')}
-    write_csv(results, paths['csv'])
-    with open(paths['md'], 'w') as f:
-        f.write(to_markdown(results))
+    header, rows = result_rows(results)
+    with open(paths['csv'], 'w', newline='') as f:
+        csv.writer(f).writerows([header] + [
+            ['' if v is None else v for v in row] for row in rows])
+    Path(paths['md']).write_text(to_markdown(results))
     plot_results(results, paths['png'])
     return paths

@@ -1,22 +1,14 @@
-"""Benchmark tables of distilled students, from sweep outputs only.
+"""The README tables, from sweep outputs only (see ``docs/sweeps.md``).
 
-For every distillation setting (a distiller config and its non-seed axes)
-of one or more sweeps, a row gives:
-
-* **Teacher**: the ``teacher/<metric>`` the distiller's ``DistillValLoop``
-  logged, else the sweep runs of the config named by ``model.teacher``;
-* **Student**: the sweep runs of the config named by ``model.student``
-  (same values on the axes both have), i.e. the student trained alone;
-* **Distilled** and **Gain** (distilled − student);
-* the student's **Params** and **FLOPs** at the test Resize scale;
-* **KD overhead**: seconds per training iteration of the distilled runs over
-  those of the student-alone runs, medians from the training logs.
-
-Metrics are the last validation of each run, ×100, mean ± std over seeds.
-The tables go between ``<!-- results:start -->`` and ``<!-- results:end -->``
-in README files; a README gets the rows of the configs in its folder or
-below (the repository README: all rows).
+Between ``<!-- results:start -->`` and ``<!-- results:end -->``: one row per
+distillation setting (a distiller config and its non-seed axes) with the
+teacher, the student trained alone, the distilled student, the gain, the
+student's params/FLOPs and the KD training overhead; a README gets the rows
+of the configs in its folder or below. Between ``<!-- kd-gain:start -->``
+and ``<!-- kd-gain:end -->``: the paired-gain tables of
+``benchmarks/kd_gain.py``'s JSON.
 """
+import collections
 import dataclasses
 import glob
 import hashlib
@@ -24,43 +16,39 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Dict, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import mmengine
 
 from mmrskd.engine.sweep.executor import read_manifest
-from mmrskd.engine.sweep.grid import SweepRun, name_value
+from mmrskd.engine.sweep.grid import SweepRun
 from mmrskd.engine.sweep.results import (RunResult, collect_results,
                                          group_by_setting, markdown_table,
-                                         mean_std)
+                                         mean_std, setting_text)
 from mmrskd.evaluation.functional import sample_std
 from mmrskd.models.utils.complexity import (deployed_model_cfg,
                                             model_complexity, test_input_shape)
 from mmrskd.utils import MMRSKDError
 from mmrskd.utils.config import load_config, mmrskd_config_dir
 
-START = '<!-- results:start -->'
-END = '<!-- results:end -->'
+START, END = '<!-- results:start -->', '<!-- results:end -->'
+KD_GAIN_START, KD_GAIN_END = '<!-- kd-gain:start -->', '<!-- kd-gain:end -->'
 COMPLEXITY_CACHE = 'complexity.json'
 
+Stat = collections.namedtuple('Stat', 'mean std count')
 
-@dataclasses.dataclass
-class Stat:
-    """Mean, std and count of a metric over runs."""
-    mean: float
-    std: float
-    count: int
 
-    @classmethod
-    def of(cls, values) -> Optional['Stat']:
-        values = [v for v in values if v is not None]
-        if not values:
-            return None
-        mean, std = mean_std(values)
-        return cls(mean, std, len(values))
+def stat_of(values) -> Optional[Stat]:
+    """Mean, std and count of the values that are not None."""
+    values = [v for v in values if v is not None]
+    return Stat(*mean_std(values), len(values)) if values else None
 
 
 @dataclasses.dataclass
 class BenchmarkRow:
-    config: str                      # absolute path of the distiller config
+    """One row of the results table; ``config`` is an absolute path."""
+    config: str
     method: str
     setting: Tuple[Tuple[str, object], ...]
     metric: str
@@ -86,19 +74,15 @@ class BenchmarkRow:
         return self.kd_time / self.student_time
 
 
-def config_path(ref, base_dir='.') -> Optional[str]:
+def config_path(ref) -> Optional[str]:
     """An absolute path for a config reference (``mmrskd::`` resolved), the
     reference itself for other packages, None for model dicts."""
-    if isinstance(ref, dict):
-        ref = ref.get('cfg_path')
+    ref = ref.get('cfg_path') if isinstance(ref, dict) else ref
     if not isinstance(ref, str):
         return None
     if ref.startswith('mmrskd::'):
-        return osp.realpath(osp.join(mmrskd_config_dir(),
-                                     ref[len('mmrskd::'):]))
-    if '::' in ref:
-        return ref
-    return osp.realpath(osp.join(base_dir, ref))
+        ref = osp.join(mmrskd_config_dir(), ref[len('mmrskd::'):])
+    return ref if '::' in ref else osp.realpath(ref)
 
 
 def load_sweeps(sweep_dirs: Sequence[str], metric: Optional[str] = None
@@ -119,150 +103,129 @@ def load_sweeps(sweep_dirs: Sequence[str], metric: Optional[str] = None
     return results
 
 
-def _run_cfg(result: RunResult):
-    cfg = load_config(result.run.config, where=result.run.name)
-    cfg.merge_from_dict(result.run.cfg_options)
-    return cfg
-
-
-def _compatible(result: RunResult, setting: dict) -> bool:
-    """Same value on every non-seed axis the run shares with ``setting``."""
-    return all(setting[k] == v for k, v in result.setting.items()
-               if k in setting)
-
-
-def _runs_of(results, path, setting):
-    return [r for r in results
-            if osp.realpath(r.run.config) == path and _compatible(r, setting)
-            and r.final is not None]
-
-
-def _mean(values) -> Optional[float]:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
 class ComplexityCache:
-    """Params/FLOPs by model config and input shape, in a JSON file."""
+    """Params/FLOPs by model config and input shape, kept in a JSON file
+    (None: in memory only), since counting FLOPs builds the model."""
 
     def __init__(self, path: Optional[str]):
         self.path = path
-        self.data = {}
-        if path and osp.isfile(path):
-            with open(path) as f:
-                self.data = json.load(f)
+        self.data = mmengine.load(path) if path and osp.isfile(path) else {}
 
     def get(self, cfg) -> Optional[dict]:
+        """``params``, ``flops`` and ``input_shape`` of what ``cfg``
+        deploys; None without a test Resize scale."""
         from mmengine.registry import init_default_scope
         shape = test_input_shape(cfg)
         if shape is None:
             return None
         model = deployed_model_cfg(cfg)
-        key = hashlib.sha256(json.dumps(
-            [model.to_dict(), shape], sort_keys=True,
-            default=repr).encode()).hexdigest()
+        key = hashlib.sha256(json.dumps([model.to_dict(), shape],
+                                        sort_keys=True, default=repr)
+                             .encode()).hexdigest()
         if key not in self.data:
             init_default_scope(cfg.get('default_scope', 'mmrskd'))
             info = model_complexity(model, shape)
-            info['input_shape'] = list(info['input_shape'])
-            self.data[key] = info
+            self.data[key] = dict(info, input_shape=list(info['input_shape']))
             if self.path:
-                with open(self.path, 'w') as f:
-                    json.dump(self.data, f, indent=2)
+                mmengine.dump(self.data, self.path, indent=2)
         return self.data[key]
 
 
 def benchmark_rows(results: Sequence[RunResult],
                    complexity: Optional[ComplexityCache] = None
                    ) -> List[BenchmarkRow]:
-    """One row per distillation setting found in ``results``."""
+    """One row per distillation setting found in ``results``; the student
+    and teacher rows come from the runs of the configs that the distiller
+    names, with the same values on the axes they share."""
     complexity = complexity or ComplexityCache(None)
-    cfgs = {}
-    rows = []
+    cfgs, rows = {}, []
     for (method, setting), group in group_by_setting(results).items():
-        first = group[0]
-        if first.run.config not in cfgs:
-            cfgs[first.run.config] = _run_cfg(first)
-        cfg = cfgs[first.run.config]
+        run = group[0].run
+        if run.config not in cfgs:
+            cfgs[run.config] = load_config(run.config, where=run.name)
+            cfgs[run.config].merge_from_dict(run.cfg_options)
+        cfg = cfgs[run.config]
         model = cfg.get('model', {})
         if not ('student' in model and 'teacher' in model):
             continue
         setting = dict(setting)
         done = [r for r in group if r.final is not None]
-        metric = next((r.metric for r in done), None) or first.metric
-        row = BenchmarkRow(osp.realpath(first.run.config), method,
-                           tuple(setting.items()), metric,
-                           Stat.of(r.final for r in done))
-        student_path = config_path(model['student'])
-        students = _runs_of(results, student_path, setting) \
-            if student_path else []
-        students = [r for r in students if r.metric == metric]
-        row.student = Stat.of(r.final for r in students)
-        row.teacher = Stat.of(r.teacher for r in done)
-        teacher_path = config_path(model['teacher'])
-        if row.teacher is None and teacher_path:
-            row.teacher = Stat.of(
-                r.final for r in _runs_of(results, teacher_path, setting)
-                if r.metric == metric)
-        info = complexity.get(cfg)
-        if info:
-            row.params, row.flops = info['params'], info['flops']
-            row.input_shape = tuple(info['input_shape'])
-        row.kd_time = _mean(r.time_per_iter for r in group)
-        row.student_time = _mean(r.time_per_iter for r in students)
-        rows.append(row)
+        metric = next((r.metric for r in done), None) or group[0].metric
+
+        def runs_of(key):
+            path = config_path(model[key])
+            return [r for r in results if path and r.final is not None
+                    and osp.realpath(r.run.config) == path
+                    and r.metric == metric and all(
+                        setting[k] == v for k, v in r.setting.items()
+                        if k in setting)]
+
+        students = runs_of('student')
+        info = complexity.get(cfg) or {}
+        rows.append(BenchmarkRow(
+            osp.realpath(run.config), method, tuple(setting.items()), metric,
+            stat_of(r.final for r in done),
+            student=stat_of(r.final for r in students),
+            teacher=stat_of(r.teacher for r in done) or stat_of(
+                r.final for r in runs_of('teacher')),
+            params=info.get('params'), flops=info.get('flops'),
+            input_shape=tuple(info['input_shape']) if info else None,
+            kd_time=mean_std(r.time_per_iter for r in group)[0],
+            student_time=mean_std(r.time_per_iter for r in students)[0]))
     return rows
 
 
-def _stat(stat: Optional[Stat], digits: int) -> str:
-    if stat is None:
+def format_number(value, sign=False, digits=1):
+    """``value`` with ``digits`` decimals (``sign``: always signed); ``-``
+    for None, ``∞``/``-∞`` for infinities."""
+    if value is None:
         return '-'
-    text = f'{100 * stat.mean:.{digits}f}'
-    return text + (f' ± {100 * stat.std:.{digits}f}' if stat.count > 1
-                   else '')
+    if value in (float('inf'), float('-inf')):
+        return '∞' if value > 0 else '-∞'
+    return f'{value:+.{digits}f}' if sign else f'{value:.{digits}f}'
+
+
+def _scaled(value, digits: int, unit: float = 1.0, prefix: str = '') -> str:
+    return '-' if value is None else prefix + f'{value / unit:.{digits}f}'
 
 
 def render_table(rows: Sequence[BenchmarkRow], base_dir: str = '.',
                  digits: int = 1) -> str:
     """The Markdown table; config links are relative to ``base_dir``."""
+
+    def metric(stat):
+        if stat is None:
+            return '-'
+        text = format_number(100 * stat.mean, digits=digits)
+        return text + (f' ± {100 * stat.std:.{digits}f}' if stat.count > 1
+                       else '')
+
     header = ['Config', 'Setting', 'Runs', 'Metric', 'Teacher', 'Student',
               'Distilled', 'Gain', 'Params (M)', 'FLOPs (G)', 'Input',
               's/iter KD', 's/iter student', 'KD overhead']
-    lines = []
-    for row in rows:
-        link = osp.relpath(row.config, base_dir)
-        gain = row.gain
-        lines.append([
-            f'[{row.method}]({link})',
-            ','.join(f'{k}={name_value(v)}' for k, v in row.setting) or '-',
-            row.distilled.count if row.distilled else 0, row.metric or '-',
-            _stat(row.teacher, digits), _stat(row.student, digits),
-            _stat(row.distilled, digits),
-            '-' if gain is None else f'{100 * gain:+.{digits}f}',
-            '-' if row.params is None else f'{row.params / 1e6:.2f}',
-            '-' if row.flops is None else f'{row.flops / 1e9:.2f}',
-            '-' if row.input_shape is None else
-            '×'.join(map(str, row.input_shape)),
-            '-' if row.kd_time is None else f'{row.kd_time:.3f}',
-            '-' if row.student_time is None else f'{row.student_time:.3f}',
-            '-' if row.overhead is None else f'×{row.overhead:.2f}'])
-    return markdown_table(header, lines)
+    return markdown_table(header, [[
+        f'[{row.method}]({osp.relpath(row.config, base_dir)})',
+        setting_text(row.setting) or '-',
+        row.distilled.count if row.distilled else 0, row.metric or '-',
+        metric(row.teacher), metric(row.student), metric(row.distilled),
+        '-' if row.gain is None else f'{100 * row.gain:+.{digits}f}',
+        _scaled(row.params, 2, 1e6), _scaled(row.flops, 2, 1e9),
+        '×'.join(map(str, row.input_shape or ())) or '-',
+        _scaled(row.kd_time, 3), _scaled(row.student_time, 3),
+        _scaled(row.overhead, 2, prefix='×')] for row in rows])
 
 
 def slot_rows(folder: str, rows: Sequence[BenchmarkRow]
               ) -> List[BenchmarkRow]:
     """Empty rows (slots for results to come) for the distiller configs
-    directly in ``folder``, a folder of ``configs/``, that no sweep has
-    run."""
+    directly in ``folder``, a folder of ``configs/``, that no row has."""
     if not folder.startswith(osp.realpath(mmrskd_config_dir()) + os.sep):
         return []
     done = {r.config for r in rows}
     slots = []
     for path in sorted(glob.glob(osp.join(folder, '*.py'))):
         path = osp.realpath(path)
-        if path in done:
-            continue
-        model = load_config(path).get('model', {})
+        model = {} if path in done else load_config(path).get('model', {})
         if 'student' in model and 'teacher' in model:
             slots.append(BenchmarkRow(
                 path, osp.splitext(osp.basename(path))[0], (), None, None))
@@ -277,7 +240,7 @@ def readme_block(rows: Sequence[BenchmarkRow], readme: str,
     mine = [r for r in rows if r.config.startswith(folder + os.sep)]
     mine += slot_rows(folder, mine)
     command = 'python tools/gen_results_tables.py ' + ' '.join(sources)
-    note = (f'<!-- generated by `{command}`; do not edit by hand -->\n')
+    note = f'<!-- generated by `{command}`; do not edit by hand -->\n'
     if not mine:
         return note + ('\n_No distillation results yet: run '
                        '`tools/sweep.py`, then the command above._\n')
@@ -287,6 +250,52 @@ def readme_block(rows: Sequence[BenchmarkRow], readme: str,
                    'the distilled runs over the student-alone runs; rows '
                    'with 0 runs are slots for results to come.\n\n'
                    + render_table(mine, osp.dirname(readme), digits))
+
+
+def kd_gain_block(record: dict, source: str,
+                  method: Optional[str] = None) -> str:
+    """The paired-gain tables of ``benchmarks/kd_gain.py``'s JSON: every
+    pair of ``method`` (all pairs when None), one row per arm."""
+    seeds = record['seeds']
+    note = (f'<!-- generated by `python tools/gen_results_tables.py '
+            f'--kd-gain {source}`; do not edit by hand -->')
+
+    def gain_cells(gain):
+        if gain is None:
+            return ['-', '-', '-']
+        return [f'{format_number(gain["mean"], True)} ± '
+                f'{format_number(gain["se"])}', format_number(gain['t']),
+                '**yes**' if gain['beats'] else 'no']
+
+    rows = []
+    for name, pair in record['pairs'].items():
+        if method not in (None, pair['method']):
+            continue
+        for arm, values in pair['arms'].items():
+            mean = mean_std(values.values())[0]
+            rows.append([
+                name, pair['metric'], format_number(pair['teacher']),
+                f'**{arm}**' if arm == pair['method'] else arm,
+                *[format_number(values.get(str(s))) for s in seeds],
+                f'{format_number(mean)} ± '
+                f'{format_number(sample_std(values.values()))}',
+                *gain_cells(pair['gains'].get(arm))])
+        for baseline, versus in pair['method_vs_baseline'].items():
+            rows.append([name, pair['metric'], '',
+                         f'{pair["method"]} − {baseline}', *[''] * len(seeds),
+                         '', *gain_cells(versus)])
+    if not rows:
+        return f'{note}\n\nNo pair of this method in {source} yet.\n'
+    header = ['Pair', 'Metric', 'Teacher', 'Arm', *[
+        f'seed {s}' for s in seeds], 'Mean ± std', 'Gain ± se', 't', 'Gain?']
+    return (f'{note}\n\n`benchmarks/kd_gain.py --split {record["split"]}`, '
+            f'seeds {", ".join(map(str, seeds))}, commit '
+            f'`{(record.get("commit") or "-")[:10]}`, '
+            f'{record["wall_seconds"] / 60:.0f} min of training in all. '
+            'Metric ×100 at the last validation; gain = paired (same seed) '
+            'difference to the student alone, ± its standard error; t = '
+            'mean / se; **yes** when the mean is > 0 and t ≥ 2.\n\n'
+            + markdown_table(header, rows) + '\n')
 
 
 def replace_block(text: str, block: str, where: str, start: str = START,
@@ -300,67 +309,27 @@ def replace_block(text: str, block: str, where: str, start: str = START,
     return pattern.sub(lambda _: f'{start}\n{block}{end}', text)
 
 
-KD_GAIN_START = '<!-- kd-gain:start -->'
-KD_GAIN_END = '<!-- kd-gain:end -->'
+def rewrite_readmes(readmes: Sequence[str], block: Callable[[str], str],
+                    start: str, end: str, check: bool) -> Dict[str, bool]:
+    """Put ``block(readme)`` between the markers of every README (with
+    ``check``, only compare); whether each changed (or would change)."""
+    changed = {}
+    for readme in readmes:
+        text = Path(readme).read_text()
+        new = replace_block(text, block(readme), readme, start, end)
+        changed[readme] = new != text
+        if changed[readme] and not check:
+            Path(readme).write_text(new)
+    return changed
 
 
-def format_number(value, sign=False, digits=1):
-    """``value`` with ``digits`` decimals (``sign``: always signed); ``-``
-    for None, ``∞``/``-∞`` for infinities."""
-    if value is None:
-        return '-'
-    if value in (float('inf'), float('-inf')):
-        return '∞' if value > 0 else '-∞'
-    return f'{value:+.{digits}f}' if sign else f'{value:.{digits}f}'
-
-
-def kd_gain_block(record: dict, source: str,
-                  method: Optional[str] = None) -> str:
-    """The paired-gain tables of ``benchmarks/kd_gain.py``'s JSON: every
-    pair of ``method`` (all pairs when None), one row per arm."""
-    seeds = record['seeds']
-    lines = [
-        f'<!-- generated by `python tools/gen_results_tables.py --kd-gain '
-        f'{source}`; do not edit by hand -->', '',
-        f'`benchmarks/kd_gain.py --split {record["split"]}`, seeds '
-        f'{", ".join(map(str, seeds))}, commit '
-        f'`{(record.get("commit") or "-")[:10]}`, '
-        f'{record["wall_seconds"] / 60:.0f} min of training in all. '
-        'Metric ×100 at the last validation; gain = paired (same seed) '
-        'difference to the student alone, ± its standard error; t = mean / '
-        'se; **yes** when the mean is > 0 and t ≥ 2.', '']
-    header = ['Pair', 'Metric', 'Teacher', 'Arm'] + [
-        f'seed {s}' for s in seeds] + ['Mean ± std', 'Gain ± se', 't',
-                                       'Gain?']
-    rows = []
-    for name, pair in record['pairs'].items():
-        if method is not None and pair['method'] != method:
-            continue
-        for arm, values in pair['arms'].items():
-            vals = list(values.values())
-            mean = sum(vals) / len(vals) if vals else None
-            std = sample_std(vals)
-            gain = pair['gains'].get(arm)
-            rows.append([
-                name, pair['metric'], format_number(pair['teacher']),
-                f'**{arm}**' if arm == pair['method'] else arm
-            ] + [format_number(values.get(str(s))) for s in seeds] + [
-                f'{format_number(mean)} ± {format_number(std)}',
-                '-' if gain is None else
-                f'{format_number(gain["mean"], True)} ± {format_number(gain["se"])}',
-                '-' if gain is None else format_number(gain['t']),
-                '-' if gain is None else ('**yes**' if gain['beats']
-                                          else 'no')])
-        for baseline, versus in pair['method_vs_baseline'].items():
-            rows.append([name, pair['metric'], '', f'{pair["method"]} − '
-                         f'{baseline}'] + ['' for _ in seeds] + [
-                             '', f'{format_number(versus["mean"], True)} ± '
-                             f'{format_number(versus["se"])}', format_number(versus['t']),
-                             '**yes**' if versus['beats'] else 'no'])
-    if not rows:
-        return '\n'.join(lines[:1]) + '\n\nNo pair of this method in ' \
-            f'{source} yet.\n'
-    return '\n'.join(lines) + '\n' + markdown_table(header, rows) + '\n'
+def update_readmes(rows: Sequence[BenchmarkRow], readmes: Sequence[str],
+                   sources: Sequence[str], digits: int = 1,
+                   check: bool = False) -> Dict[str, bool]:
+    """Rewrite the results tables of ``readmes``."""
+    return rewrite_readmes(
+        readmes, lambda readme: readme_block(rows, readme, sources, digits),
+        START, END, check)
 
 
 def update_kd_gain_readmes(record: dict, readmes: Sequence[str], source: str,
@@ -368,57 +337,23 @@ def update_kd_gain_readmes(record: dict, readmes: Sequence[str], source: str,
     """Rewrite the kd-gain tables of ``readmes``: ``configs/<method>/``
     gets that method's pairs; a baseline's folder (an arm that is no pair's
     method, e.g. ``configs/pkd``) and any other README get all pairs."""
-    baselines = {arm for p in record['pairs'].values() for arm in p['arms']
-                 } - {p['method'] for p in record['pairs'].values()}
-    changed = {}
-    for readme in readmes:
+    methods = {p['method'] for p in record['pairs'].values()}
+    arms = {arm for p in record['pairs'].values() for arm in p['arms']}
+
+    def block(readme):
         folder = osp.dirname(osp.abspath(readme))
+        method = osp.basename(folder)
         in_configs = osp.basename(osp.dirname(folder)) == 'configs'
-        folder = osp.basename(folder)
-        # a method's folder: its pairs; a baseline's or the root: all pairs
-        method = folder if in_configs and folder not in baselines else None
-        with open(readme) as f:
-            text = f.read()
-        new = replace_block(text, kd_gain_block(record, source, method),
-                            readme, KD_GAIN_START, KD_GAIN_END)
-        changed[readme] = new != text
-        if changed[readme] and not check:
-            with open(readme, 'w') as f:
-                f.write(new)
-    return changed
+        return kd_gain_block(record, source, method if in_configs and (
+            method not in arms - methods) else None)
 
-
-def update_readmes(rows: Sequence[BenchmarkRow], readmes: Sequence[str],
-                   sources: Sequence[str], digits: int = 1,
-                   check: bool = False) -> Dict[str, bool]:
-    """Rewrite the tables of ``readmes``; with ``check`` only report.
-
-    Returns:
-        dict[str, bool]: whether each README changed (or would change).
-    """
-    changed = {}
-    for readme in readmes:
-        with open(readme) as f:
-            text = f.read()
-        new = replace_block(text, readme_block(rows, readme, sources,
-                                                digits), readme)
-        changed[readme] = new != text
-        if changed[readme] and not check:
-            with open(readme, 'w') as f:
-                f.write(new)
-    return changed
+    return rewrite_readmes(readmes, block, KD_GAIN_START, KD_GAIN_END, check)
 
 
 def find_readmes(root: str, marker: str = START) -> List[str]:
     """``README.md`` of ``root`` and of ``root/configs/*/`` that have
     ``marker``."""
-    import glob
     candidates = [osp.join(root, 'README.md')] + sorted(
         glob.glob(osp.join(root, 'configs', '*', 'README.md')))
-    found = []
-    for path in candidates:
-        if osp.isfile(path):
-            with open(path) as f:
-                if marker in f.read():
-                    found.append(path)
-    return found
+    return [path for path in candidates
+            if osp.isfile(path) and marker in Path(path).read_text()]
