@@ -275,3 +275,23 @@ def test_cpu_config_trains_two_iterations(config, rotated):
     schedule = model.loss_schedules['loss_admd']
     assert int(schedule.num_updates) == 2
     assert 'loss_schedules.loss_admd.ema_loss' in model.state_dict()
+
+
+def test_channel_feature_norm_standardises_both_sides_by_hand():
+    # one image, one channel, two positions: S = (0, 2) -> (-1, 1) and
+    # T = (1, 5) -> (-1, 1) after standardising: no discrepancy, no loss
+    preds_S = torch.tensor([[[[0., 2.]]]], requires_grad=True)
+    preds_T = torch.tensor([[[[1., 5.]]]])
+    normed = build_loss(feature_norm='channel')
+    assert normed(preds_S, preds_T).item() == pytest.approx(0.0, abs=1e-5)
+    # raw: errors (1, 9), D = (1, 9), M = 2 softmax(1, 9); L = sum(M e) / 2
+    e = torch.tensor([1., 9.])
+    mask = 2 * torch.softmax(e, 0)
+    assert build_loss()(preds_S, preds_T).item() == pytest.approx(
+        (mask * e).sum().item() / 2, rel=1e-6)
+    # T = (1, 3) -> (-1, 1) too; T = (3, 1) -> (1, -1): errors (4, 4) over
+    # the two positions, a uniform mask, L = (4 + 4) / 2
+    flipped = torch.tensor([[[[3., 1.]]]])
+    assert normed(preds_S, flipped).item() == pytest.approx(4.0, rel=1e-4)
+    with pytest.raises(MMRSKDError, match="feature_norm='batch'"):
+        build_loss(feature_norm='batch')

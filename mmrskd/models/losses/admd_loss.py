@@ -62,6 +62,11 @@ free, or :math:`\hat D_n = D_n` (``'none'``),
             scale. ``'none'`` uses the raw squared error: with features of
             a few units it saturates the softmax and the mask collapses
             onto a single position per image. Defaults to ``'mean'``.
+        feature_norm (str): ``'channel'`` standardises every channel map of
+            the student and the teacher (zero mean, unit variance over
+            ``H, W`` per image, as PKD does) before the discrepancy and the
+            loss, so the term no longer depends on the features' scale;
+            ``'none'`` compares the raw features. Defaults to ``'none'``.
         fg_prior (bool): multiply the mask by ``1 + G`` so that objects get
             at least twice the weight of background of equal discrepancy;
             needs ``batch_gt_instances`` and ``batch_img_metas``. Defaults to
@@ -72,10 +77,12 @@ free, or :math:`\hat D_n = D_n` (``'none'``),
     """
 
     DISCREPANCY_NORMS = ('mean', 'none')
+    FEATURE_NORMS = ('none', 'channel')
 
     def __init__(self,
                  temperature: float = 1.0,
                  discrepancy_norm: str = 'mean',
+                 feature_norm: str = 'none',
                  fg_prior: bool = False,
                  min_one_cell: bool = True,
                  loss_weight: float = 1.0):
@@ -88,6 +95,11 @@ free, or :math:`\hat D_n = D_n` (``'none'``),
                 f'{discrepancy_norm!r}; choose one of '
                 f'{self.DISCREPANCY_NORMS}')
         self.discrepancy_norm = discrepancy_norm
+        if feature_norm not in self.FEATURE_NORMS:
+            raise MMRSKDError(
+                f'{type(self).__name__}: feature_norm={feature_norm!r}; '
+                f'choose one of {self.FEATURE_NORMS}')
+        self.feature_norm = feature_norm
         self.fg_prior = fg_prior
         self.min_one_cell = min_one_cell
         self.loss_weight = loss_weight
@@ -163,6 +175,10 @@ free, or :math:`\hat D_n = D_n` (``'none'``),
                 f"{name}: fg_prior=True needs batch_gt_instances="
                 "'gt_instances' and batch_img_metas='img_metas' in "
                 'loss_mappings (or set fg_prior=False)')
+        if self.feature_norm == 'channel':
+            levels_S, levels_T = ([
+                F.layer_norm(pred, pred.shape[2:], eps=1e-6) for pred in levels
+            ] for levels in (levels_S, levels_T))
         return levels_S, levels_T
 
     def _level_mask(self, sq_error: Tensor, pred_T: Tensor,
