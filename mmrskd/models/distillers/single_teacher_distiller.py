@@ -147,7 +147,10 @@ class SingleTeacherDistiller(BaseModel):
             channel of the teacher value first (CrossKD's ``align_scale``).
             Results are sources for the mappings.
         distill_losses (dict[str, dict]): registered losses by name; names
-            must contain ``'loss'`` so mmengine backpropagates them.
+            must contain ``'loss'`` so mmengine backpropagates them. A loss
+            with ``term_names`` (e.g. :class:`LTDTASDLoss`) returns a dict
+            of those terms, logged, scheduled (all with its schedule) and
+            balanced under their own names.
         loss_mappings (dict[str, dict]): loss argument → source, see
             :mod:`mmrskd.models.distillers.loss_mapping`.
         loss_schedules (dict[str, dict]): weight schedules by loss name.
@@ -204,7 +207,7 @@ class SingleTeacherDistiller(BaseModel):
         self.grad_probe = None if grad_probe is None else GradientProbe(
             self, **grad_probe)
         self.grad_balance = None if grad_balance is None else \
-            GradientBalance.build(self, self.distill_losses, **grad_balance)
+            GradientBalance.build(self, self.term_losses(), **grad_balance)
 
     def _build_distillation(self, teacher, teacher_ckpt, taps, connectors,
                             cross_forwards, distill_losses, loss_mappings,
@@ -237,6 +240,20 @@ class SingleTeacherDistiller(BaseModel):
                     f'"loss_{name}"')
         self.distill_losses = nn.ModuleDict(
             {name: MODELS.build(cfg) for name, cfg in distill_losses.items()})
+        # a loss with term_names returns a dict of those terms; they are
+        # the logged names
+        self.distill_terms = {
+            name: tuple(getattr(loss, 'term_names', (name, )))
+            for name, loss in self.distill_losses.items()
+        }
+        self.distill_term_names = [
+            term for terms in self.distill_terms.values() for term in terms
+        ]
+        repeated = sorted({term for term in self.distill_term_names
+                           if self.distill_term_names.count(term) > 1})
+        if repeated:
+            raise MMRSKDError(f'distill_losses: terms {repeated} are logged '
+                              'by more than one loss; rename them')
         self.loss_mappings = parse_loss_mappings(
             loss_mappings or {}, self.distill_losses,
             [s.name for s in specs] + list(self.cross_forwards),
@@ -407,8 +424,19 @@ class SingleTeacherDistiller(BaseModel):
             self.teacher_taps.clear()
         return losses
 
+    def term_losses(self):
+        """The loss module of every logged distillation term."""
+        return {term: self.distill_losses[name]
+                for name, terms in self.distill_terms.items()
+                for term in terms}
+
     def distillation_losses(self, context):
-        """Evaluate every mapped, scheduled distillation loss once."""
+        """Evaluate every mapped, scheduled distillation loss once.
+
+        Returns:
+            dict[str, Tensor]: by term name (:attr:`distill_term_names`):
+            the loss name, or each term of a loss that returns a dict.
+        """
         cur_iter, max_iters = self._progress()
         cache = {}
         losses = {}
@@ -417,18 +445,25 @@ class SingleTeacherDistiller(BaseModel):
             schedule = self.loss_schedules[name] \
                 if name in self.loss_schedules else None
             weight = 1.0 if schedule is None else schedule(cur_iter, max_iters)
-            self.schedule_weights[name] = weight
+            self.schedule_weights.update(
+                dict.fromkeys(self.distill_terms[name], weight))
             if weight == 0:
-                losses[name] = context['inputs'].new_zeros(()).float()
+                losses.update({
+                    term: context['inputs'].new_zeros(()).float()
+                    for term in self.distill_terms[name]
+                })
                 continue
             kwargs = {arg: self._resolve(source, context, cache)
                       for arg, source in self.loss_mappings[name].items()}
             if not self._first_step_checked:
                 self._check_pair_shapes(name, kwargs)
-            value = loss(**kwargs) * weight
+            value = loss(**kwargs)
+            terms = value if isinstance(value, dict) else {name: value}
+            terms = {term: term_value * weight
+                     for term, term_value in terms.items()}
             if schedule is not None:
-                schedule.update(value.detach())
-            losses[name] = value
+                schedule.update(sum(terms.values()).detach())
+            losses.update(terms)
         return losses
 
     @staticmethod
@@ -502,7 +537,7 @@ class SingleTeacherDistiller(BaseModel):
                         f'run during the training forward (its '
                         f'{type(getattr(self, spec.model)).__name__} never '
                         'calls it in this mode); tap a module that runs')
-        clashes = set(student_losses) & set(self.distill_losses)
+        clashes = set(student_losses) & set(self.distill_term_names)
         if clashes:
             raise MMRSKDError(f'distill_losses {sorted(clashes)} share a name '
                               'with the student\'s own losses; rename them')
