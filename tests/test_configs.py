@@ -1,5 +1,4 @@
 """Every shipped config loads and its model builds (no weights fetched)."""
-import glob
 import os.path as osp
 import re
 import warnings
@@ -8,13 +7,9 @@ import pytest
 from mmengine.config import Config
 
 from mmrskd.registry import MODELS
+from mmrskd.testing.config_fingerprint import REPO, shipped_configs
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIGS = sorted(
-    osp.relpath(path, REPO)
-    for path in glob.glob(osp.join(REPO, 'configs', '*', '*.py'))
-    if not osp.basename(path).startswith('_')
-    and osp.basename(osp.dirname(path)) != '_base_')
+CONFIGS = shipped_configs()
 # {method}_{student}_{teacher}_{schedule}_{dataset}.py or a detector's
 # {model}_{backbone...}_{schedule}_{dataset}.py, OpenMMLab style
 NAME = re.compile(r'^[a-z0-9][a-z0-9.\-]*(_[a-z0-9][a-z0-9.\-]*){2,}\.py$')

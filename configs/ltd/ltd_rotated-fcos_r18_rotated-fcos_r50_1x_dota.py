@@ -13,17 +13,20 @@ model = dict(
     teacher_ckpt='https://download.openmmlab.com/mmrotate/v0.1.0/'
     'rotated_fcos/rotated_fcos_r50_fpn_1x_dota_le90/'
     'rotated_fcos_r50_fpn_1x_dota_le90-d87568ed.pth',
+    # the base's classification terms only
     distill_losses=dict(
-        _delete_=True,
-        loss_att={{_base_.model.distill_losses.loss_att}},
-        loss_ccd={{_base_.model.distill_losses.loss_ccd}},
-        loss_kd={{_base_.model.distill_losses.loss_kd}},
-        loss_kd_vlr={{_base_.model.distill_losses.loss_kd_vlr}}),
+        loss_tasd=dict(
+            terms=dict(
+                _delete_=True,
+                loss_kd=dict(task='cls', region='pos', T=2, loss_weight=0.5),
+                loss_kd_vlr=dict(task='cls', region='vlr', T=2,
+                                 loss_weight=0.5)))),
     loss_mappings=dict(
-        _delete_=True,
-        loss_att={{_base_.model.loss_mappings.loss_att}},
-        loss_ccd={{_base_.model.loss_mappings.loss_ccd}},
-        loss_kd={{_base_.model.loss_mappings.loss_kd}},
-        loss_kd_vlr={{_base_.model.loss_mappings.loss_kd_vlr}}))
+        loss_tasd=dict(
+            _delete_=True,
+            cls_logits_S='s_head[0]',
+            cls_logits_T='t_head[0]',
+            batch_gt_instances='gt_instances',
+            batch_img_metas='img_metas')))
 optim_wrapper = dict(optimizer=dict(lr=0.0025))  # mmrotate: 1 GPU x 2 images
 val_cfg = dict(type='DistillValLoop', teacher_eval='once')

@@ -30,16 +30,21 @@ model = dict(
             out_channels=64,
             binding='fusion',
             loss_weight=0.005),
-        loss_kd=dict(
-            type='LTDTASDLoss', task='cls', region='pos', T=2,
-            prior_generator=retinanet_anchors, loss_weight=0.05),
-        loss_kd_vlr=dict(
-            type='LTDTASDLoss', task='cls', region='vlr', T=2,
-            prior_generator=retinanet_anchors, loss_weight=0.005)),
+        loss_tasd=dict(
+            type='LTDTASDLoss',
+            terms=dict(
+                loss_kd=dict(task='cls', region='pos', T=2,
+                             loss_weight=0.05),
+                loss_kd_vlr=dict(task='cls', region='vlr', T=2,
+                                 loss_weight=0.005)),
+            prior_generator=retinanet_anchors)),
     loss_mappings=dict(
         _delete_=True,
         loss_att={{_base_.model.loss_mappings.loss_att}},
         loss_ccd={{_base_.model.loss_mappings.loss_ccd}},
-        loss_kd={{_base_.model.loss_mappings.loss_kd}},
-        loss_kd_vlr={{_base_.model.loss_mappings.loss_kd_vlr}}))
+        loss_tasd=dict(
+            cls_logits_S='s_head[0]',
+            cls_logits_T='t_head[0]',
+            batch_gt_instances='gt_instances',
+            batch_img_metas='img_metas')))
 val_cfg = dict(type='DistillValLoop', teacher_eval='never')

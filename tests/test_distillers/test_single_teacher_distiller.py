@@ -281,6 +281,78 @@ def test_schedule_scales_the_loss(distiller):
         hub.update_info('iter', 0)
 
 
+@MODELS.register_module(force=True)
+class TwoTermMSELoss(nn.Module):
+    """Named terms: the MSE of every level and of the first level only."""
+
+    def __init__(self, term_names=('loss_all', 'loss_first')):
+        super().__init__()
+        self.term_names = tuple(term_names)
+
+    def forward(self, preds_S, preds_T):
+        per_level = [F.mse_loss(s, t) for s, t in zip(preds_S, preds_T)]
+        return dict(zip(self.term_names, (sum(per_level), per_level[0])))
+
+
+def two_term_distiller(**loss_options):
+    return fpn_distiller(
+        distill_losses=dict(loss_two=dict(type='TwoTermMSELoss',
+                                          **loss_options)),
+        loss_mappings=dict(loss_two=dict(
+            preds_S=dict(source='s_fpn', connector='adapt'),
+            preds_T='t_fpn')),
+        loss_schedules=dict(
+            loss_two=dict(type='RampSchedule', start_iter=0, end_iter=10,
+                          start_value=0.0, end_value=2.0)))
+
+
+def test_terms_of_a_loss_are_logged_and_scheduled_by_name():
+    torch.manual_seed(0)
+    model = two_term_distiller()
+    assert model.distill_term_names == ['loss_all', 'loss_first']
+    model.eval()  # frozen BN: the same features in every call
+    inputs, samples = demo_batch(model.student)
+    with torch.no_grad():
+        adapted = model.connectors['adapt'](
+            model.student.extract_feat(inputs))
+        feats_T = model.teacher.extract_feat(inputs)
+    per_level = [F.mse_loss(s, t).item() for s, t in zip(adapted, feats_T)]
+    hub = MessageHub.get_current_instance()
+    hub.update_info('max_iters', 100)
+    try:
+        hub.update_info('iter', 2)  # weight 0.4
+        losses = model.loss(inputs, samples)
+        assert 'loss_two' not in losses
+        assert losses['loss_all'].item() == pytest.approx(
+            0.4 * sum(per_level), rel=1e-5)
+        assert losses['loss_first'].item() == pytest.approx(
+            0.4 * per_level[0], rel=1e-5)
+        assert model.schedule_weights == dict(loss_all=0.4, loss_first=0.4)
+        hub.update_info('iter', 0)  # weight 0: every term is logged as 0
+        losses = model.loss(inputs, samples)
+        assert losses['loss_all'].item() == losses['loss_first'].item() == 0
+    finally:
+        hub.update_info('iter', 0)
+
+
+def test_term_names_must_not_clash():
+    with pytest.raises(MMRSKDError, match=r"terms \['loss_fpn'\] are "
+                       'logged by more than one loss'):
+        fpn_distiller(distill_losses=dict(
+            loss_fpn=dict(type='RecordingMSELoss'),
+            loss_two=dict(type='TwoTermMSELoss',
+                          term_names=('loss_fpn', 'loss_first'))),
+            loss_mappings=dict(
+                loss_fpn=dict(preds_S=dict(source='s_fpn', connector='adapt'),
+                              preds_T='t_fpn'),
+                loss_two=dict(preds_S=dict(source='s_fpn', connector='adapt'),
+                              preds_T='t_fpn')))
+    model = two_term_distiller(term_names=('loss_all', 'loss_cls'))
+    inputs, samples = demo_batch(model.student)
+    with pytest.raises(MMRSKDError, match=r"\['loss_cls'\] share a name"):
+        model.loss(inputs, samples)
+
+
 def test_student_init_and_later_draws_match_the_student_alone():
     """Runs of one seed are paired: teacher, connectors and losses are built
     from a forked RNG, so the student's weights after init_weights() and

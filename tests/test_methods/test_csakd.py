@@ -15,7 +15,7 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData
 from mmdet.structures.bbox import HorizontalBoxes
 
-from mmrskd.models.distillers.single_teacher_distiller import align_moments
+from mmrskd.models.distillers import align_moments
 from mmrskd.registry import MODELS
 from mmrskd.testing import demo_batch
 from mmrskd.utils import MMRSKDError

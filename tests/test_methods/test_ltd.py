@@ -398,8 +398,32 @@ def test_vlr_without_gt_or_with_degenerate_gt_is_empty():
 
 
 # ------------------------------------------------------------ LTDTASDLoss
-def build_tasd(**kwargs):
-    return MODELS.build(dict(type='LTDTASDLoss', **kwargs))
+def build_tasd(terms, **kwargs):
+    return MODELS.build(dict(type='LTDTASDLoss', terms=terms, **kwargs))
+
+
+def one_term(task, region, T=2.0, weight_temperature=None, loss_weight=1.0,
+             **kwargs):
+    """A TASD loss with the single term ``loss_term``."""
+    return build_tasd(
+        dict(loss_term=dict(task=task, region=region, T=T,
+                            weight_temperature=weight_temperature,
+                            loss_weight=loss_weight)), **kwargs)
+
+
+def term_value(tasd, task, logits_S, logits_T, batch_gt, metas=None):
+    """``loss_term`` of a one-term loss; a ``reg`` term gets zero class
+    logits of its levels' sizes (they only size the regions)."""
+    if task == 'cls':
+        return tasd(logits_S, logits_T, batch_gt, metas)['loss_term']
+    cls_logits = [level.new_zeros(level.shape[0], 3, *level.shape[-2:])
+                  for level in logits_T]
+    return tasd(cls_logits, cls_logits, batch_gt, metas,
+                reg_logits_S=logits_S, reg_logits_T=logits_T)['loss_term']
+
+
+def region_assigner(**kwargs):
+    return TASK_UTILS.build(dict(type='TASDRegionAssigner', **kwargs))
 
 
 def mixed_size_batch(detector):
@@ -436,9 +460,8 @@ def test_tasd_regions_use_the_gfl_heads_valid_priors(region):
     batch_gt = [s.gt_instances for s in samples]
     anchors, valid_flags = head.get_anchors(featmap_sizes, metas,
                                             device='cpu')
-    tasd = build_tasd(task='cls', region=region)
-    rows_T = [tasd._to_rows(c.detach()) for c in cls_scores]
-    regions = tasd.regions(featmap_sizes, batch_gt, rows_T, metas)
+    regions = region_assigner()([region], featmap_sizes, batch_gt,
+                                metas)[region]
     valid = torch.stack([torch.cat(flags) for flags in valid_flags])
     assert not valid.all()  # the smaller image has padded priors
     assert not (torch.cat(regions, dim=1) & ~valid).any()
@@ -453,9 +476,13 @@ def test_tasd_regions_use_the_gfl_heads_valid_priors(region):
     assert sum(int(r.sum()) for r in regions) > 0
 
 
-def fixed_region(tasd, masks):
-    tasd.regions = lambda *args: masks
+def fixed_region(tasd, region, masks):
+    tasd.regions = lambda *args: {region: masks}
     return tasd
+
+
+STRIDE_8 = dict(type='mmdet.AnchorGenerator', ratios=[1.0],
+                octave_base_scale=8, scales_per_octave=1, strides=[8])
 
 
 def test_tasd_reg_term_matches_hand_computation():
@@ -465,13 +492,11 @@ def test_tasd_reg_term_matches_hand_computation():
     logits_T = torch.randn(1, 4 * bins, 1, 3)
     # priors 0 and 2 of the level are in the region
     tasd = fixed_region(
-        build_tasd(task='reg', region='vlr', T=10, reg_max=3,
-                   weight_temperature=5, loss_weight=0.025,
-                   prior_generator=dict(type='mmdet.AnchorGenerator',
-                                        ratios=[1.0], octave_base_scale=8,
-                                        scales_per_octave=1, strides=[8])),
-        [torch.tensor([[True, False, True]])])
-    value = tasd([logits_S], [logits_T], [gt([[0., 0., 8., 8.]])])
+        one_term('reg', 'vlr', T=10, weight_temperature=5,
+                 loss_weight=0.025, reg_max=3, prior_generator=STRIDE_8),
+        'vlr', [torch.tensor([[True, False, True]])])
+    value = term_value(tasd, 'reg', [logits_S], [logits_T],
+                       [gt([[0., 0., 8., 8.]])])
     rows_S = logits_S[0, :, 0, [0, 2]].t().reshape(-1, bins)
     rows_T = logits_T[0, :, 0, [0, 2]].t().reshape(-1, bins)
     expected = 0.0
@@ -489,24 +514,55 @@ def test_tasd_reg_term_matches_hand_computation():
     assert value.item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_tasd_cls_term_matches_hand_computation():
+def cls_pair():
     logits_S = torch.tensor([[[[1.0, 0.0]], [[0.0, 2.0]], [[-1.0, 0.5]]]],
                             requires_grad=True)  # (1, 3 classes, 1, 2)
     logits_T = torch.tensor([[[[3.0, 0.0]], [[0.0, 0.0]], [[0.0, 1.0]]]])
+    return logits_S, logits_T
+
+
+def softmax_kl(t, s, T):
+    """KL(softmax(t / T) || softmax(s / T)), mean over the classes."""
+    p_S = [math.exp(v / T) / sum(math.exp(u / T) for u in s) for v in s]
+    p_T = [math.exp(v / T) / sum(math.exp(u / T) for u in t) for v in t]
+    return sum(a * math.log(a / b) for a, b in zip(p_T, p_S)) / len(t)
+
+
+def test_tasd_cls_term_matches_hand_computation():
+    logits_S, logits_T = cls_pair()
     tasd = fixed_region(
-        build_tasd(task='cls', region='pos', T=2, loss_weight=0.5,
-                   prior_generator=dict(type='mmdet.AnchorGenerator',
-                                        ratios=[1.0], octave_base_scale=8,
-                                        scales_per_octave=1, strides=[8])),
-        [torch.tensor([[True, False]])])
-    value = tasd([logits_S], [logits_T], [gt([[0., 0., 8., 8.]])])
-    s, t = [1.0, 0.0, -1.0], [3.0, 0.0, 0.0]
-    p_S = [math.exp(v / 2) / sum(math.exp(u / 2) for u in s) for v in s]
-    p_T = [math.exp(v / 2) / sum(math.exp(u / 2) for u in t) for v in t]
-    kl = sum(a * math.log(a / b) for a, b in zip(p_T, p_S)) / 3 * 4
+        one_term('cls', 'pos', T=2, loss_weight=0.5,
+                 prior_generator=STRIDE_8),
+        'pos', [torch.tensor([[True, False]])])
+    value = term_value(tasd, 'cls', [logits_S], [logits_T],
+                       [gt([[0., 0., 8., 8.]])])
+    kl = softmax_kl([3.0, 0.0, 0.0], [1.0, 0.0, -1.0], T=2) * 4
     assert value.item() == pytest.approx(0.5 * kl / 16, rel=1e-5)
     value.backward()
     assert logits_S.grad[..., 1].abs().sum() == 0  # outside the region
+
+
+def test_tasd_terms_are_named_and_weighted_on_their_regions():
+    # two cls terms of one loss on two fixed regions: each term's
+    # temperature, weight and region, returned under its name
+    logits_S, logits_T = cls_pair()
+    tasd = build_tasd(
+        dict(loss_kd=dict(task='cls', region='pos', T=2, loss_weight=0.5),
+             loss_kd_vlr=dict(task='cls', region='vlr', T=1,
+                              loss_weight=0.25)),
+        prior_generator=STRIDE_8)
+    tasd.regions = lambda *args: dict(
+        pos=[torch.tensor([[True, False]])],
+        vlr=[torch.tensor([[True, True]])])
+    values = tasd([logits_S], [logits_T], [gt([[0., 0., 8., 8.]])])
+    assert list(values) == ['loss_kd', 'loss_kd_vlr']
+    first = softmax_kl([3.0, 0.0, 0.0], [1.0, 0.0, -1.0], T=1)
+    second = softmax_kl([0.0, 0.0, 1.0], [0.0, 2.0, 0.5], T=1)
+    assert values['loss_kd'].item() == pytest.approx(
+        0.5 * softmax_kl([3.0, 0.0, 0.0], [1.0, 0.0, -1.0], T=2) * 4 / 16,
+        rel=1e-5)
+    assert values['loss_kd_vlr'].item() == pytest.approx(
+        0.25 * (first + second) / 16, rel=1e-5)
 
 
 def test_tasd_task_specific_cls_regions():
@@ -514,23 +570,21 @@ def test_tasd_task_specific_cls_regions():
                    octave_base_scale=1, scales_per_octave=1, strides=[8])
     # priors of a 1x4 map centred at x = 0, 8, 16, 24 (mmdet's offset 0)
     boxes = [gt([[4., -4., 20., 4.]])]
-    tasd = build_tasd(task='cls', region='gt_center', prior_generator=anchors)
-    rows = [torch.zeros(1, 4, 2)]
-    assert tasd.regions([(1, 4)], boxes, rows)[0].tolist() == [
-        [False, True, True, False]]
-    tasd = build_tasd(task='cls', region='teacher_score', score_ratio=0.5,
-                      prior_generator=anchors)
+    assigner = region_assigner(prior_generator=anchors, score_ratio=0.5)
     # teacher max probabilities 0.9, 0.5, 0.4, 0.2: above 0.45 are the first
     probs = torch.tensor([0.9, 0.5, 0.4, 0.2])
     logits = torch.stack([probs.logit(), torch.full((4, ), -9.)], dim=1)
-    assert tasd.regions([(1, 4)], boxes, [logits[None]])[0].tolist() == [
+    regions = assigner(['gt_center', 'teacher_score'], [(1, 4)], boxes,
+                       cls_rows_T=[logits[None]])
+    assert regions['gt_center'][0].tolist() == [[False, True, True, False]]
+    assert regions['teacher_score'][0].tolist() == [
         [True, True, False, False]]
 
 
 def test_tasd_rows_follow_mmdets_prior_order():
     anchors = dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
                    scales_per_octave=3, ratios=[0.5, 1.0, 2.0], strides=[8])
-    tasd = build_tasd(task='cls', region='pos', prior_generator=anchors)
+    tasd = one_term('cls', 'pos', prior_generator=anchors)
     num_classes, height, width = 2, 2, 3
     # channel a * C + c of position (h, w) holds 100 * (h * W + w) + a
     values = torch.zeros(1, 9 * num_classes, height, width)
@@ -539,7 +593,7 @@ def test_tasd_rows_follow_mmdets_prior_order():
             for w in range(width):
                 values[0, a * num_classes:(a + 1) * num_classes, h, w] = \
                     100 * (h * width + w) + a
-    rows = tasd._to_rows(values)
+    rows = tasd._to_rows(values, 'cls')
     priors = TASK_UTILS.build(anchors).grid_priors([(height, width)],
                                                 device='cpu')[0]
     assert rows.shape == (1, len(priors), num_classes)
@@ -570,26 +624,14 @@ def test_tasd_is_finite_on_edge_cases(task, region, scenario):
     if scenario == 'rotated':
         boxes = [gt(RotatedBoxes(torch.tensor([[30., 30., 40., 16., 0.7]]))),
                  gt(RotatedBoxes(torch.zeros(0, 5)))]
-    tasd = build_tasd(task=task, region=region, T=2,
-                      weight_temperature=5 if task == 'reg' else None)
-    value = tasd(logits_S, logits_T, boxes)
+    tasd = one_term(task, region, T=2,
+                    weight_temperature=5 if task == 'reg' else None)
+    value = term_value(tasd, task, logits_S, logits_T, boxes)
     value.backward()
     assert value.dtype == torch.float32 and torch.isfinite(value)
     assert all(torch.isfinite(t.grad).all() for t in logits_S)
     if scenario == 'empty_gt' and region != 'teacher_score':
         assert value.item() == 0
-
-
-def tasd_terms():
-    """The four TASD terms of the GFL config (two per region)."""
-    return dict(
-        loss_ld=build_tasd(task='reg', region='pos', T=10,
-                           weight_temperature=5, loss_weight=0.025),
-        loss_ld_vlr=build_tasd(task='reg', region='vlr', T=10,
-                               weight_temperature=5, loss_weight=0.025),
-        loss_kd=build_tasd(task='cls', region='pos', T=2, loss_weight=0.5),
-        loss_kd_vlr=build_tasd(task='cls', region='vlr', T=2,
-                               loss_weight=0.5))
 
 
 def random_head_outputs(seed, sizes=((16, 16), (8, 8), (4, 4), (2, 2),
@@ -617,82 +659,48 @@ def random_gt(seed, num_boxes=4, size=128):
     return batch
 
 
-def tasd_step(terms, outputs, batch_gt):
+def test_tasd_assigns_each_region_once_and_each_term_as_alone(monkeypatch):
+    from mmrskd.models.task_modules import TASDRegionAssigner
+    assigned = []
+    assign = TASDRegionAssigner._gt_region
+
+    def counting(self, region, *args):
+        assigned.append(region)
+        return assign(self, region, *args)
+
+    monkeypatch.setattr(TASDRegionAssigner, '_gt_region', counting)
+    terms = dict(
+        loss_ld=dict(task='reg', region='pos', T=10, weight_temperature=5,
+                     loss_weight=0.025),
+        loss_ld_vlr=dict(task='reg', region='vlr', T=10,
+                         weight_temperature=5, loss_weight=0.025),
+        loss_kd=dict(task='cls', region='pos', T=2, loss_weight=0.5),
+        loss_kd_vlr=dict(task='cls', region='vlr', T=2, loss_weight=0.5))
+    tasd = build_tasd(terms)
+    outputs = random_head_outputs(0)
     metas = [dict(pad_shape=(128, 128))] * 2
-    return {
-        name: term(*outputs[term.task], batch_gt, metas)
-        for name, term in terms.items()
-    }
-
-
-def test_tasd_region_cache_is_per_step_and_changes_nothing(monkeypatch):
-    from mmrskd.models.losses.ltd_tasd_loss import LTDTASDLoss
-    computed = []
-    compute = LTDTASDLoss._masks
-
-    def counting(self, *args):
-        computed.append(self.region)
-        return compute(self, *args)
-
-    monkeypatch.setattr(LTDTASDLoss, '_masks', counting)
-    terms, outputs = tasd_terms(), random_head_outputs(0)
-    LTDTASDLoss.region_cache.clear()
-    steps = []
-    for seed in (1, 2):  # two steps, different GT
-        batch_gt = random_gt(seed)
-        computed.clear()
-        cached = tasd_step(terms, outputs, batch_gt)
-        # one assignment per region, not per term
-        assert sorted(computed) == ['pos', 'vlr']
-        regions = {
-            term.region: term.regions(
-                [tuple(level.shape[-2:]) for level in outputs['cls'][1]],
-                batch_gt, [term._to_rows(level)
-                           for level in outputs[term.task][1]],
-                [dict(pad_shape=(128, 128))] * 2)
-            for term in terms.values()
-        }
-        assert sorted(computed) == ['pos', 'vlr']  # served from the cache
-        # the same values as every term computing its own regions
-        with monkeypatch.context() as no_cache:
-            no_cache.setattr(LTDTASDLoss.region_cache, 'get',
-                             lambda *args: None)
-            uncached = tasd_step(terms, outputs, batch_gt)
-            fresh = {
-                term.region: term.regions(
-                    [tuple(level.shape[-2:])
-                     for level in outputs['cls'][1]], batch_gt,
-                    [term._to_rows(level)
-                     for level in outputs[term.task][1]],
-                    [dict(pad_shape=(128, 128))] * 2)
-                for term in terms.values()
-            }
-        for name in terms:
-            assert torch.equal(cached[name], uncached[name]), name
-        for region in regions:
-            assert all(torch.equal(a, b) for a, b in zip(
-                regions[region], fresh[region]))
-        steps.append(regions)
-    # the second step's GT got its own regions
-    for region in ('pos', 'vlr'):
-        assert not all(torch.equal(a, b) for a, b in zip(
-            steps[0][region], steps[1][region]))
-
-    # a new step's GT list is assigned again, even with equal boxes
-    batch_gt = random_gt(2)
-    computed.clear()
-    tasd_step(terms, outputs, batch_gt)
-    assert sorted(computed) == ['pos', 'vlr']
-    # and so is the same list with its boxes changed in place
-    before = tasd_step(terms, outputs, batch_gt)
-    batch_gt[0].bboxes[:, :2] += 16
-    computed.clear()
-    after = tasd_step(terms, outputs, batch_gt)
-    assert sorted(computed) == ['pos', 'vlr']
-    assert not torch.equal(before['loss_kd'], after['loss_kd'])
+    batch_gt = random_gt(1)
+    values = tasd(*outputs['cls'], batch_gt, metas, *outputs['reg'])
+    assert list(values) == list(terms)
+    assert assigned == ['pos', 'vlr']  # one assignment per region
+    for name, cfg in terms.items():
+        alone = build_tasd({name: cfg})
+        kwargs = {} if cfg['task'] == 'cls' else dict(
+            reg_logits_S=outputs['reg'][0], reg_logits_T=outputs['reg'][1])
+        expected = alone(*outputs['cls'], batch_gt, metas, **kwargs)
+        assert torch.equal(values[name], expected[name]), name
+        assert values[name] > 0, name
+    # the next step's GT gets its own regions
+    assigned.clear()
+    moved = random_gt(1)
+    moved[0].bboxes[:, :2] += 16
+    after = tasd(*outputs['cls'], moved, metas, *outputs['reg'])
+    assert assigned == ['pos', 'vlr']
+    assert not torch.equal(values['loss_kd'], after['loss_kd'])
 
 
 def test_tasd_levels_in_one_divergence_match_the_per_level_sum():
+    from mmrskd.models.losses.ltd_tasd_loss import row_weights
     torch.manual_seed(0)
     sizes = [(4, 4), (2, 2), (1, 1)]
     anchors = dict(type='mmdet.AnchorGenerator', ratios=[1.0],
@@ -702,19 +710,21 @@ def test_tasd_levels_in_one_divergence_match_the_per_level_sum():
     masks[2][:] = False  # a level without rows
     for task, channels, temperature in (('reg', 4 * 17, 5), ('cls', 3, 2)):
         tasd = fixed_region(
-            build_tasd(task=task, region='vlr', prior_generator=anchors,
-                       weight_temperature=temperature), masks)
+            one_term(task, 'vlr', prior_generator=anchors,
+                     weight_temperature=temperature), 'vlr', masks)
         logits_S = [torch.randn(2, channels, *s) for s in sizes]
         logits_T = [torch.randn(2, channels, *s) for s in sizes]
-        value = tasd(logits_S, logits_T, [gt(torch.zeros(0, 4))] * 2)
+        value = term_value(tasd, task, logits_S, logits_T,
+                           [gt(torch.zeros(0, 4))] * 2)
         expected = 0
         for level_S, level_T, mask in zip(logits_S, logits_T, masks):
-            rows_S = tasd._to_rows(level_S)[mask]
-            rows_T = tasd._to_rows(level_T)[mask]
+            rows_S = tasd._to_rows(level_S, task)[mask]
+            rows_T = tasd._to_rows(level_T, task)[mask]
             if task == 'reg':
                 rows_S, rows_T = rows_S.reshape(-1, 17), rows_T.reshape(-1, 17)
-            expected = expected + tasd.divergence(
-                rows_S, rows_T, weight=tasd.row_weights(rows_T),
+            expected = expected + tasd.divergences['loss_term'](
+                rows_S, rows_T,
+                weight=row_weights(rows_T, task, temperature),
                 avg_factor=16)
         torch.testing.assert_close(value, expected, rtol=1e-5, atol=1e-7)
 
@@ -722,8 +732,7 @@ def test_tasd_levels_in_one_divergence_match_the_per_level_sum():
 def test_tasd_rotated_atss_computes_only_the_candidates_ious():
     from mmrotate.models.task_modules.assigners import RotatedATSSAssigner
 
-    from mmrskd.models.losses.ltd_tasd_loss import \
-        _CandidateRotatedATSSAssigner
+    from mmrskd.models.task_modules import CandidateRotatedATSSAssigner
     anchors = TASK_UTILS.build(
         dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
              scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
@@ -734,7 +743,7 @@ def test_tasd_rotated_atss_computes_only_the_candidates_ious():
     counts = [len(p) for p in level_priors]
     reference = RotatedATSSAssigner(
         9, iou_calculator=dict(type='mmrotate.RBboxOverlaps2D'))
-    ours = _CandidateRotatedATSSAssigner(9)
+    ours = CandidateRotatedATSSAssigner(9)
     gen = torch.Generator().manual_seed(0)
     num_positives = 0
     for trial in range(8):
@@ -761,15 +770,24 @@ def test_tasd_rotated_atss_computes_only_the_candidates_ious():
 
 def test_tasd_errors_are_one_line():
     with pytest.raises(MMRSKDError, match='teacher_score'):
-        build_tasd(task='reg', region='teacher_score')
-    tasd = build_tasd(task='reg')
+        one_term('reg', 'teacher_score')
+    with pytest.raises(MMRSKDError, match='contains "loss"'):
+        build_tasd(dict(kd=dict(task='cls', region='pos')))
+    with pytest.raises(MMRSKDError, match='weight_temp'):
+        build_tasd(dict(loss_kd=dict(task='cls', region='pos',
+                                     weight_temp=5)))
+    tasd = one_term('reg', 'pos')
+    cls_logits = [torch.zeros(1, 3, 2, 2)] * 5
+    with pytest.raises(MMRSKDError, match='reg_logits_S') as error:
+        tasd(cls_logits, cls_logits, [gt(torch.zeros(0, 4))])
+    assert '\n' not in str(error.value)
     with pytest.raises(MMRSKDError, match='reg_max') as error:
-        tasd([torch.zeros(1, 12, 2, 2)] * 5, [torch.zeros(1, 12, 2, 2)] * 5,
-             [gt(torch.zeros(0, 4))])
+        term_value(tasd, 'reg', [torch.zeros(1, 12, 2, 2)] * 5,
+                   [torch.zeros(1, 12, 2, 2)] * 5, [gt(torch.zeros(0, 4))])
     assert '\n' not in str(error.value)
     with pytest.raises(MMRSKDError, match='prior_generator'):
-        tasd([torch.zeros(1, 68, 2, 2)], [torch.zeros(1, 68, 2, 2)],
-             [gt(torch.zeros(0, 4))])
+        term_value(tasd, 'reg', [torch.zeros(1, 68, 2, 2)],
+                   [torch.zeros(1, 68, 2, 2)], [gt(torch.zeros(0, 4))])
 
 
 # -------------------------------------------------------------- training

@@ -271,9 +271,10 @@ def fuzz_ltd_tasd_loss(name, data):
     reg_max = 3
     strides = [8, 16]
     loss_module = MODELS.build(dict(
-        type=name, task=task, region=region, T=draw(st.sampled_from(
-            [1.0, 10.0])), reg_max=reg_max, topk=3,
-        weight_temperature=draw(st.sampled_from([None, 5.0])),
+        type=name, terms=dict(loss_term=dict(
+            task=task, region=region, T=draw(st.sampled_from([1.0, 10.0])),
+            weight_temperature=draw(st.sampled_from([None, 5.0])))),
+        reg_max=reg_max, topk=3,
         prior_generator=dict(type='mmdet.AnchorGenerator', ratios=[1.0],
                              octave_base_scale=4, scales_per_octave=1,
                              strides=strides)))
@@ -295,8 +296,14 @@ def fuzz_ltd_tasd_loss(name, data):
                        num_imgs, img_h, img_w)
     metas = [dict(pad_shape=(img_h, img_w), batch_input_shape=(img_h, img_w))
              for _ in range(num_imgs)]
-    assert_finite(loss_module(logits_S, logits_T, gts, metas), logits_S,
-                  loss_module)
+    if task == 'cls':
+        terms = loss_module(logits_S, logits_T, gts, metas)
+    else:  # class logits only size the regions here
+        cls_logits = [level.new_zeros(num_imgs, 3, *level.shape[-2:])
+                      for level in logits_T]
+        terms = loss_module(cls_logits, cls_logits, gts, metas,
+                            reg_logits_S=logits_S, reg_logits_T=logits_T)
+    assert_finite(terms['loss_term'], logits_S, loss_module)
 
 
 STRUCTURED = {

@@ -122,7 +122,8 @@ def test_ltd_tasd_regions_mark_the_cells_of_the_gt():
     # two priors per position, both centred on the cell corner (8 * col,
     # 8 * row): the centres inside [4, 20] are rows and cols 1-2
     loss = MODELS.build(dict(
-        type='LTDTASDLoss', task='cls', region='gt_center',
+        type='LTDTASDLoss',
+        terms=dict(loss_kd=dict(task='cls', region='gt_center')),
         prior_generator=dict(type='mmdet.AnchorGenerator', ratios=[1.0, 2.0],
                              octave_base_scale=1, scales_per_octave=1,
                              strides=[8])))
@@ -136,7 +137,7 @@ def test_ltd_tasd_regions_mark_the_cells_of_the_gt():
 
 def test_ltd_tasd_positives_include_the_matching_anchor():
     loss = MODELS.build(dict(
-        type='LTDTASDLoss', task='cls', region='pos',
+        type='LTDTASDLoss', terms=dict(loss_kd=dict(task='cls', region='pos')),
         prior_generator=dict(type='mmdet.AnchorGenerator', ratios=[1.0],
                              octave_base_scale=2, scales_per_octave=1,
                              strides=[8])))
@@ -176,7 +177,7 @@ def dota_root(tmp_path_factory):
 
 @pytest.mark.parametrize('method,split,maps', [
     ('admd', 'train', ['loss_admd_mask']),
-    ('ltd', 'val', ['loss_att_mask', 'loss_kd_pos', 'loss_kd_vlr_vlr']),
+    ('ltd', 'val', ['loss_att_mask', 'loss_tasd_pos', 'loss_tasd_vlr']),
 ])
 def test_tool_draws_every_map_over_the_images(method, split, maps, dota_root,
                                               tmp_path, capsys):

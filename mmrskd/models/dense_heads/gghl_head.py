@@ -4,32 +4,25 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
 from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
-from mmdet.models.utils import filter_scores_and_topk, multi_apply
-from mmdet.structures.bbox import bbox2distance, distance2bbox
+from mmdet.models.utils import multi_apply
 from mmdet.utils import (ConfigType, InstanceList, OptConfigType,
                          OptInstanceList, OptMultiConfig)
 from mmengine.config import ConfigDict
 from mmengine.model import bias_init_with_prob, normal_init
-from mmengine.structures import InstanceData
 from mmrotate.models.task_modules.coders import GVFixCoder
-from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes, qbox2rbox
 from torch import Tensor
 
+from mmrskd.models.dense_heads.gghl_decoding import (LOC_SPLIT,
+                                                     NUM_LOC_CHANNELS,
+                                                     decode_image,
+                                                     decode_level,
+                                                     flatten_level)
+from mmrskd.models.dense_heads.gghl_targets import gghl_targets
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.utils import MMRSKDError
-
-# channel layout of the localisation branch output
-LOC_SPLIT = (4, 4, 1, 1)  # ltrb, vertex offsets, area ratio, objectness
-NUM_LOC_CHANNELS = sum(LOC_SPLIT)
-
-
-def flatten_level(x: Tensor) -> Tensor:
-    """(B, C, H, W) -> (B, H * W, C), row-major like the prior generator."""
-    return x.permute(0, 2, 3, 1).reshape(x.size(0), -1, x.size(1))
 
 
 @MODELS.register_module()
@@ -199,30 +192,11 @@ class GGHLHead(BaseDenseHead):
                points: Tensor, stride: float,
                max_shape: Optional[Sequence[int]] = None
                ) -> Dict[str, Tensor]:
-        """Decode raw outputs of one level (flattened).
-
-        Args:
-            bbox_pred (Tensor): (..., N, 4) raw ltrb.
-            orc_pred (Tensor): (..., N, 4) raw offsets.
-            ratio_pred (Tensor): (..., N, 1) raw ratios.
-            points (Tensor): (N, 2) cell centres.
-            stride (float): stride of the level.
-            max_shape (Sequence[int], optional): (H, W) to clip HBBs to.
-
-        Returns:
-            dict[str, Tensor]: ``distances`` (..., N, 4) ltrb pixels,
-            ``bboxes`` (..., N, 4) HBB xyxy, ``orc`` (..., N, 4) offsets in
-            [0, 1], ``ratios`` (..., N) area ratios in [0, 1].
-        """
-        distances = bbox_pred.exp() * stride
-        bboxes = distance2bbox(points.expand_as(distances[..., :2]),
-                               distances, max_shape)
-        ratios = F.hardsigmoid(ratio_pred[..., 0])
-        orc = (orc_pred.sigmoid().clamp(0.01, 1) - 0.01) / 0.99
-        # near-horizontal objects are their HBB
-        orc = orc * (ratios <= self.hbb_ratio_thr)[..., None]
-        return dict(distances=distances, bboxes=bboxes, orc=orc,
-                    ratios=ratios)
+        """Decode raw outputs of one level (flattened), see
+        :func:`decode_level`: ``distances``, ``bboxes``, ``orc``,
+        ``ratios``."""
+        return decode_level(bbox_pred, orc_pred, ratio_pred, points, stride,
+                            self.hbb_ratio_thr, max_shape)
 
     def get_targets(self, featmap_sizes: List[Tuple[int, int]],
                     batch_gt_instances: InstanceList,
@@ -236,34 +210,15 @@ class GGHLHead(BaseDenseHead):
             device (torch.device): device of the targets.
 
         Returns:
-            list[dict[str, Tensor]]: per level, the :class:`GGHLAssigner`
-            fields stacked to (B, N_l, ...) plus ``distances`` (B, N_l, 4),
-            the ltrb distances of each cell centre to its GT HBB (0 on
-            negatives).
+            list[dict[str, Tensor]]: per level, see :func:`gghl_targets`.
         """
         if not hasattr(self, 'assigner'):
             raise MMRSKDError(
                 'GGHLHead: no assigner; build the head with '
                 "train_cfg=dict(assigner=dict(type='GGHLAssigner'))")
-        per_image = [
-            self.assigner.assign(gt.to(device), featmap_sizes, self.strides)
-            for gt in batch_gt_instances
-        ]
-        points = self.prior_generator.grid_priors(
-            featmap_sizes, dtype=torch.float32, device=device)
-        targets = []
-        for level, level_points in enumerate(points):
-            fields = per_image[0][level].keys()
-            level_targets = {
-                key: torch.stack([img[level][key] for img in per_image])
-                for key in fields
-            }
-            distances = bbox2distance(level_points[None],
-                                      level_targets['bboxes'])
-            level_targets['distances'] = distances * \
-                level_targets['pos_mask'][..., None]
-            targets.append(level_targets)
-        return targets
+        return gghl_targets(self.assigner, self.prior_generator,
+                            self.strides, featmap_sizes, batch_gt_instances,
+                            device)
 
     def loss_terms_by_feat(
         self,
@@ -383,52 +338,15 @@ class GGHLHead(BaseDenseHead):
             device=bbox_preds[0].device)
         results_list = []
         for img_id, img_meta in enumerate(batch_img_metas):
-            results = self._predict_single(
-                [score[img_id] for score in cls_scores],
-                [pred[img_id] for pred in bbox_preds],
-                [pred[img_id] for pred in orc_preds],
-                [pred[img_id] for pred in ratio_preds],
-                [obj[img_id] for obj in objectnesses], points, img_meta, cfg)
+            results = decode_image(
+                [[output[img_id] for output in outputs]
+                 for outputs in zip(cls_scores, bbox_preds, orc_preds,
+                                    ratio_preds, objectnesses)],
+                points, self.strides, self.hbb_ratio_thr, self.orc_coder,
+                self.predict_box_type, img_meta['img_shape'],
+                cfg.get('nms_pre', -1), cfg.get('score_thr', 0))
             results_list.append(
                 self._bbox_post_process(
                     results, cfg, rescale=rescale, with_nms=with_nms,
                     img_meta=img_meta))
         return results_list
-
-    def _predict_single(self, cls_scores: List[Tensor],
-                        bbox_preds: List[Tensor], orc_preds: List[Tensor],
-                        ratio_preds: List[Tensor],
-                        objectnesses: List[Tensor], points: List[Tensor],
-                        img_meta: dict, cfg) -> InstanceData:
-        """Score-filter and decode one image; inputs are (C_k, H, W)."""
-        nms_pre = cfg.get('nms_pre', -1)
-        score_thr = cfg.get('score_thr', 0)
-        all_qboxes, all_scores, all_labels = [], [], []
-        for level, stride in enumerate(self.strides):
-            flat = [
-                flatten_level(pred[None].detach())[0] for pred in (
-                    cls_scores[level], bbox_preds[level], orc_preds[level],
-                    ratio_preds[level], objectnesses[level])
-            ]
-            cls_score, bbox_pred, orc_pred, ratio_pred, objectness = flat
-            scores = cls_score.sigmoid() * objectness.sigmoid()
-            topk = nms_pre if nms_pre > 0 else scores.numel()
-            scores, labels, keep, _ = filter_scores_and_topk(
-                scores, score_thr, topk)
-            decoded = self.decode(bbox_pred[keep], orc_pred[keep],
-                                  ratio_pred[keep], points[level][keep],
-                                  stride, img_meta['img_shape'])
-            all_qboxes.append(
-                self.orc_coder.decode(decoded['bboxes'], decoded['orc']))
-            all_scores.append(scores)
-            all_labels.append(labels)
-        qboxes = torch.cat(all_qboxes)
-        results = InstanceData()
-        if self.predict_box_type == 'qbox':
-            results.bboxes = QuadriBoxes(qboxes)
-        else:
-            results.bboxes = RotatedBoxes(
-                RotatedBoxes(qbox2rbox(qboxes)).regularize_boxes('le90'))
-        results.scores = torch.cat(all_scores)
-        results.labels = torch.cat(all_labels)
-        return results

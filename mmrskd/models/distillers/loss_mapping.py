@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
+import torch
+
 from mmrskd.utils import MMRSKDError
 
 BATCH_SOURCES = ('gt_instances', 'img_metas', 'data_samples', 'inputs')
@@ -62,6 +64,37 @@ def select(value, index):
     for i in index or ():
         value = value[i]
     return value
+
+
+def tensors(value):
+    """Flatten nested tuples/lists into their tensors."""
+    if torch.is_tensor(value):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in tensors(item)]
+    return []
+
+
+def shapes(value):
+    """The shapes of the tensors of a (nested) value, for messages."""
+    return [tuple(t.shape) for t in tensors(value)]
+
+
+def check_pair_shapes(name, kwargs):
+    """``x_S`` and ``x_T`` arguments of loss ``name`` must have equal
+    shapes."""
+    for arg_s, value_s in kwargs.items():
+        arg_t = arg_s[:-2] + '_T'
+        if not arg_s.endswith('_S') or arg_t not in kwargs:
+            continue
+        shape_s, shape_t = shapes(value_s), shapes(kwargs[arg_t])
+        if shape_s != shape_t:
+            raise MMRSKDError(
+                f'loss_mappings.{name}: {arg_s} has shape {shape_s} but '
+                f'{arg_t} has {shape_t}; adapt the student source with a '
+                'connector, e.g. connectors=dict(adapt=dict(type='
+                '"ConvBNConnector", in_channels=C_S, out_channels=C_T)) '
+                'and dict(source=..., connector="adapt")')
 
 
 def parse_loss_mappings(mappings, losses, known_sources, connectors):

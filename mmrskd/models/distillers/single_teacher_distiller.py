@@ -13,116 +13,26 @@ the optimizer, DDP or ``state_dict()``: checkpoints hold the student, the
 connectors, the distillation losses' own parameters and schedule states.
 """
 import copy
-import os.path as osp
-import warnings
 
 import torch
 import torch.nn as nn
-from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub
 from mmengine.model import BaseModel
-from mmengine.runner import load_checkpoint
 
+from mmrskd.models.distillers.cross_forward import (parse_cross_forwards,
+                                                    run_cross_forward)
 from mmrskd.models.distillers.gradient_probe import (GradientBalance,
                                                     GradientProbe)
-from mmrskd.models.distillers.loss_mapping import (BATCH_SOURCES, Source,
+from mmrskd.models.distillers.loss_mapping import (BATCH_SOURCES,
+                                                   check_pair_shapes,
                                                    parse_loss_mappings,
-                                                   select)
-from mmrskd.models.distillers.taps import (TapsComplete, TapSet, TapSpec,
-                                           find_module)
+                                                   select, shapes)
+from mmrskd.models.distillers.model_config import resolve_model_cfg
+from mmrskd.models.distillers.taps import TapsComplete, TapSet, TapSpec
+from mmrskd.models.distillers.teacher import build_teacher, check_pairing
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.utils import MMRSKDError
-from mmrskd.utils.config import load_config
 from mmrskd.utils.rng import preserved_rng_state
-
-
-def resolve_model_cfg(spec, role):
-    """A detector config from a model dict, a config path or
-    ``dict(cfg_path=..., **overrides)``.
-
-    Returns:
-        ConfigDict: the model config, with ``_scope_`` set to the default
-        scope of the config file it came from so its unprefixed types
-        resolve; ``overrides`` are merged in recursively.
-    """
-    overrides = {}
-    if isinstance(spec, dict) and 'cfg_path' in spec:
-        overrides = {k: v for k, v in spec.items() if k != 'cfg_path'}
-        spec = spec['cfg_path']
-    if isinstance(spec, str):
-        cfg = load_config(spec, where=role)
-        if 'model' not in cfg:
-            raise MMRSKDError(f'{role}: {spec} has no "model" key')
-        spec = cfg.model
-        spec.setdefault('_scope_', cfg.get('default_scope', 'mmrskd'))
-    if not isinstance(spec, dict) or 'type' not in spec:
-        raise MMRSKDError(f'{role}: expected a model dict with "type", a '
-                          f'config path or dict(cfg_path=...), got {spec!r}')
-    # ConfigDict: mmdet heads read test_cfg by attribute.
-    return ConfigDict(_merge(copy.deepcopy(dict(spec)), overrides))
-
-
-def _merge(base, overrides):
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            base[key] = _merge(dict(base[key]), value)
-        else:
-            base[key] = value
-    return base
-
-
-def _tensors(value):
-    """Flatten nested tuples/lists into their tensors."""
-    if torch.is_tensor(value):
-        return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for item in value for t in _tensors(item)]
-    return []
-
-
-def _shapes(value):
-    return [tuple(t.shape) for t in _tensors(value)]
-
-
-def _num_classes(detector):
-    for path in ('bbox_head', 'roi_head.bbox_head'):
-        head = detector
-        for name in path.split('.'):
-            head = getattr(head, name, None)
-        if head is not None and hasattr(head, 'num_classes'):
-            return head.num_classes
-    return None
-
-
-def align_moments(value, reference, where, eps=1e-6):
-    """Standardise each channel of ``value`` over ``(N, H, W)`` and give it
-    the mean and std of the same channel of ``reference``.
-
-    Args:
-        value (Tensor | Sequence[Tensor]): ``(N, C, H, W)`` maps, or one
-            per level.
-        reference (Tensor | Sequence[Tensor]): the same shapes; treated as
-            constants.
-        where (str): the config key, for error messages.
-
-    Returns:
-        Tensor | tuple[Tensor]: like ``value``.
-    """
-    if torch.is_tensor(value):
-        return align_moments([value], [reference], where, eps)[0]
-    if _shapes(value) != _shapes(reference):
-        raise MMRSKDError(f'{where}: shapes {_shapes(value)} and '
-                          f'{_shapes(reference)} differ; align a source '
-                          'adapted to the teacher\'s channels')
-    aligned = []
-    for feat, ref in zip(value, reference):
-        var, mean = torch.var_mean(feat, dim=(0, 2, 3), keepdim=True,
-                                   correction=0)
-        ref_var, ref_mean = torch.var_mean(ref.detach(), dim=(0, 2, 3),
-                                           keepdim=True, correction=0)
-        aligned.append((feat - mean) / (var.sqrt() + eps) * ref_var.sqrt() +
-                       ref_mean)
-    return tuple(aligned)
 
 
 @MODELS.register_module()
@@ -147,7 +57,10 @@ class SingleTeacherDistiller(BaseModel):
             channel of the teacher value first (CrossKD's ``align_scale``).
             Results are sources for the mappings.
         distill_losses (dict[str, dict]): registered losses by name; names
-            must contain ``'loss'`` so mmengine backpropagates them.
+            must contain ``'loss'`` so mmengine backpropagates them. A loss
+            with ``term_names`` (e.g. :class:`LTDTASDLoss`) returns a dict
+            of those terms, logged, scheduled (all with its schedule) and
+            balanced under their own names.
         loss_mappings (dict[str, dict]): loss argument → source, see
             :mod:`mmrskd.models.distillers.loss_mapping`.
         loss_schedules (dict[str, dict]): weight schedules by loss name.
@@ -204,17 +117,17 @@ class SingleTeacherDistiller(BaseModel):
         self.grad_probe = None if grad_probe is None else GradientProbe(
             self, **grad_probe)
         self.grad_balance = None if grad_balance is None else \
-            GradientBalance.build(self, self.distill_losses, **grad_balance)
+            GradientBalance.build(self, self.term_losses(), **grad_balance)
 
     def _build_distillation(self, teacher, teacher_ckpt, taps, connectors,
                             cross_forwards, distill_losses, loss_mappings,
                             loss_schedules, teacher_early_exit,
                             allow_class_mismatch):
         # A plain attribute: not a submodule, so never trained or saved.
-        object.__setattr__(self, 'teacher', self._build_teacher(
+        object.__setattr__(self, 'teacher', build_teacher(
             teacher, teacher_ckpt))
         self.teacher_ckpt = teacher_ckpt
-        self._check_pairing(allow_class_mismatch)
+        check_pairing(self.student, self.teacher, allow_class_mismatch)
 
         specs = [TapSpec.parse(name, spec)
                  for name, spec in (taps or {}).items()]
@@ -226,7 +139,8 @@ class SingleTeacherDistiller(BaseModel):
 
         self.connectors = nn.ModuleDict(
             {name: MODELS.build(cfg) for name, cfg in (connectors or {}).items()})
-        self.cross_forwards = self._parse_cross_forwards(cross_forwards or {})
+        self.cross_forwards = parse_cross_forwards(cross_forwards or {},
+                                                   self.teacher)
 
         distill_losses = distill_losses or {}
         for name in distill_losses:
@@ -237,6 +151,20 @@ class SingleTeacherDistiller(BaseModel):
                     f'"loss_{name}"')
         self.distill_losses = nn.ModuleDict(
             {name: MODELS.build(cfg) for name, cfg in distill_losses.items()})
+        # a loss with term_names returns a dict of those terms; they are
+        # the logged names
+        self.distill_terms = {
+            name: tuple(getattr(loss, 'term_names', (name, )))
+            for name, loss in self.distill_losses.items()
+        }
+        self.distill_term_names = [
+            term for terms in self.distill_terms.values() for term in terms
+        ]
+        repeated = sorted({term for term in self.distill_term_names
+                           if self.distill_term_names.count(term) > 1})
+        if repeated:
+            raise MMRSKDError(f'distill_losses: terms {repeated} are logged '
+                              'by more than one loss; rename them')
         self.loss_mappings = parse_loss_mappings(
             loss_mappings or {}, self.distill_losses,
             [s.name for s in specs] + list(self.cross_forwards),
@@ -251,62 +179,6 @@ class SingleTeacherDistiller(BaseModel):
         self.loss_schedules = nn.ModuleDict({
             name: TASK_UTILS.build(cfg) for name, cfg in loss_schedules.items()
         })
-
-    # ------------------------------------------------------------------ build
-    @staticmethod
-    def _build_teacher(spec, ckpt):
-        teacher = MODELS.build(resolve_model_cfg(spec, 'teacher'))
-        if ckpt is None:
-            warnings.warn('teacher_ckpt is None: distilling from a randomly '
-                          'initialised teacher')
-        else:
-            if '://' not in ckpt and not osp.isfile(osp.expanduser(ckpt)):
-                raise MMRSKDError(f'teacher_ckpt not found: '
-                                  f'{osp.abspath(osp.expanduser(ckpt))}')
-            load_checkpoint(teacher, ckpt, map_location='cpu', strict=True,
-                            revise_keys=[(r'^student\.', ''),
-                                         (r'^module\.', '')])
-        teacher.eval()
-        teacher.requires_grad_(False)
-        return teacher
-
-    def _check_pairing(self, allow_class_mismatch):
-        n_s, n_t = _num_classes(self.student), _num_classes(self.teacher)
-        if not allow_class_mismatch and None not in (n_s, n_t) and n_s != n_t:
-            raise MMRSKDError(
-                f'teacher predicts {n_t} classes, student {n_s}: set the same '
-                'num_classes in both heads (or allow_class_mismatch=True for '
-                'feature-only distillation)')
-        pre_s = self.student.data_preprocessor
-        pre_t = self.teacher.data_preprocessor
-        for attr in ('mean', 'std'):
-            a, b = getattr(pre_s, attr, None), getattr(pre_t, attr, None)
-            if torch.is_tensor(a) and torch.is_tensor(b) and (
-                    a.shape != b.shape or not torch.allclose(a, b)):
-                raise MMRSKDError(
-                    f'teacher and student data_preprocessor.{attr} differ '
-                    f'({b.flatten().tolist()} vs {a.flatten().tolist()}): the '
-                    'teacher would see inputs it was not trained on')
-
-    def _parse_cross_forwards(self, cross_forwards):
-        parsed = {}
-        for name, spec in cross_forwards.items():
-            where = f'cross_forwards.{name}'
-            if not isinstance(spec, dict) or not spec.get('modules'):
-                raise MMRSKDError(f'{where}: expected dict(source=..., '
-                                  'modules=[teacher module paths])')
-            modules = spec['modules']
-            if isinstance(modules, str):
-                modules = [modules]
-            for path in modules:
-                find_module(self.teacher, path, f'{where}.modules')
-            parsed[name] = dict(
-                source=Source.parse(spec['source'], f'{where}.source'),
-                modules=list(modules),
-                per_level=bool(spec.get('per_level', False)),
-                align_to=None if spec.get('align_to') is None else
-                Source.parse(spec['align_to'], f'{where}.align_to'))
-        return parsed
 
     def init_weights(self):
         # The student first, then the rest from a forked RNG (see __init__):
@@ -407,8 +279,19 @@ class SingleTeacherDistiller(BaseModel):
             self.teacher_taps.clear()
         return losses
 
+    def term_losses(self):
+        """The loss module of every logged distillation term."""
+        return {term: self.distill_losses[name]
+                for name, terms in self.distill_terms.items()
+                for term in terms}
+
     def distillation_losses(self, context):
-        """Evaluate every mapped, scheduled distillation loss once."""
+        """Evaluate every mapped, scheduled distillation loss once.
+
+        Returns:
+            dict[str, Tensor]: by term name (:attr:`distill_term_names`):
+            the loss name, or each term of a loss that returns a dict.
+        """
         cur_iter, max_iters = self._progress()
         cache = {}
         losses = {}
@@ -417,18 +300,25 @@ class SingleTeacherDistiller(BaseModel):
             schedule = self.loss_schedules[name] \
                 if name in self.loss_schedules else None
             weight = 1.0 if schedule is None else schedule(cur_iter, max_iters)
-            self.schedule_weights[name] = weight
+            self.schedule_weights.update(
+                dict.fromkeys(self.distill_terms[name], weight))
             if weight == 0:
-                losses[name] = context['inputs'].new_zeros(()).float()
+                losses.update({
+                    term: context['inputs'].new_zeros(()).float()
+                    for term in self.distill_terms[name]
+                })
                 continue
             kwargs = {arg: self._resolve(source, context, cache)
                       for arg, source in self.loss_mappings[name].items()}
             if not self._first_step_checked:
-                self._check_pair_shapes(name, kwargs)
-            value = loss(**kwargs) * weight
+                check_pair_shapes(name, kwargs)
+            value = loss(**kwargs)
+            terms = value if isinstance(value, dict) else {name: value}
+            terms = {term: term_value * weight
+                     for term, term_value in terms.items()}
             if schedule is not None:
-                schedule.update(value.detach())
-            losses[name] = value
+                schedule.update(sum(terms.values()).detach())
+            losses.update(terms)
         return losses
 
     @staticmethod
@@ -462,7 +352,7 @@ class SingleTeacherDistiller(BaseModel):
                         raise
                     raise MMRSKDError(
                         f'connectors.{source.connector} cannot take '
-                        f'{source.name} of shapes {_shapes(value)} '
+                        f'{source.name} of shapes {shapes(value)} '
                         f'({str(err).splitlines()[0]}); set its in_channels '
                         'to the student\'s channels') from None
             if source.detach:
@@ -474,21 +364,9 @@ class SingleTeacherDistiller(BaseModel):
     def _cross_forward(self, name, context, cache):
         key = ('cross', name)
         if key not in cache:
-            spec = self.cross_forwards[name]
-            value = self._resolve(spec['source'], context, cache)
-            if spec['align_to'] is not None:
-                value = align_moments(
-                    value, self._resolve(spec['align_to'], context, cache),
-                    f'cross_forwards.{name}.align_to')
-            modules = [self.teacher.get_submodule(p) for p in spec['modules']]
-
-            def run(x):
-                for module in modules:
-                    x = module(x)
-                return x
-
-            cache[key] = type(value)(run(v) for v in value) \
-                if spec['per_level'] else run(value)
+            cache[key] = run_cross_forward(
+                name, self.cross_forwards[name], self.teacher,
+                lambda source: self._resolve(source, context, cache))
         return cache[key]
 
     def _check_taps_and_names(self, student_losses):
@@ -502,23 +380,7 @@ class SingleTeacherDistiller(BaseModel):
                         f'run during the training forward (its '
                         f'{type(getattr(self, spec.model)).__name__} never '
                         'calls it in this mode); tap a module that runs')
-        clashes = set(student_losses) & set(self.distill_losses)
+        clashes = set(student_losses) & set(self.distill_term_names)
         if clashes:
             raise MMRSKDError(f'distill_losses {sorted(clashes)} share a name '
                               'with the student\'s own losses; rename them')
-
-    @staticmethod
-    def _check_pair_shapes(name, kwargs):
-        """``x_S`` and ``x_T`` arguments of a loss must have equal shapes."""
-        for arg_s, value_s in kwargs.items():
-            arg_t = arg_s[:-2] + '_T'
-            if not arg_s.endswith('_S') or arg_t not in kwargs:
-                continue
-            shape_s, shape_t = _shapes(value_s), _shapes(kwargs[arg_t])
-            if shape_s != shape_t:
-                raise MMRSKDError(
-                    f'loss_mappings.{name}: {arg_s} has shape {shape_s} but '
-                    f'{arg_t} has {shape_t}; adapt the student source with a '
-                    'connector, e.g. connectors=dict(adapt=dict(type='
-                    '"ConvBNConnector", in_channels=C_S, out_channels=C_T)) '
-                    'and dict(source=..., connector="adapt")')

@@ -17,15 +17,12 @@ from mmrskd.models.losses.ld_loss import LDLoss
 from mmrskd.models.losses.logit_kd_loss import LogitKDLoss
 from mmrskd.models.losses.ltd_attention_loss import LTDAttentionLoss
 from mmrskd.models.losses.ltd_ccd_loss import LTDCCDLoss
-from mmrskd.models.losses.ltd_cross_level_fusion import CrossLevelFusionBlock
-from mmrskd.models.losses.ltd_lic import LocalImplicitCalibration
 from mmrskd.models.losses.ltd_tasd_loss import LTDTASDLoss
 from mmrskd.models.losses.pkd_loss import PKDLoss
 from mmrskd.models.losses.rotated_iou_loss import RotatedIoULoss
 
 __all__ = [
     'ADMDLoss', 'CSAKDAttentionAlignmentLoss', 'CSAKDCrossSupervisionLoss',
-    'CrossLevelFusionBlock', 'LocalImplicitCalibration',
     'DKEDFeatureCorrelationLoss', 'DKEDFeatureResponseLoss',
     'DKEDPredictionLoss',
     'LTDAttentionLoss', 'LTDCCDLoss', 'LTDTASDLoss',

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmrskd.models.losses.ltd_cross_level_fusion import CrossLevelFusionBlock
+from mmrskd.models.layers.cross_level_fusion_block import \
+    CrossLevelFusionBlock
 from mmrskd.models.losses.utils import check_choice, check_positive
 from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError

@@ -1,6 +1,13 @@
 from mmrskd.models.task_modules.batch_task_aligned_assigner import \
     BatchTaskAlignedAssigner
+from mmrskd.models.task_modules.candidate_rotated_atss_assigner import \
+    CandidateRotatedATSSAssigner
 from mmrskd.models.task_modules.gghl_assigner import GGHLAssigner
+from mmrskd.models.task_modules.tasd_region_assigner import \
+    TASDRegionAssigner
 from mmrskd.models.task_modules.vlr_assigner import VLRAssigner
 
-__all__ = ['BatchTaskAlignedAssigner', 'GGHLAssigner', 'VLRAssigner']
+__all__ = [
+    'BatchTaskAlignedAssigner', 'CandidateRotatedATSSAssigner',
+    'GGHLAssigner', 'TASDRegionAssigner', 'VLRAssigner'
+]

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
 
-from mmrskd.models.losses.ltd_lic import LocalImplicitCalibration
+from mmrskd.models.layers.local_implicit_calibration import \
+    LocalImplicitCalibration
 from mmrskd.registry import MODELS
 
 
