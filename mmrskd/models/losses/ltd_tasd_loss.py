@@ -8,7 +8,6 @@ from torch import Tensor, nn
 from mmrskd.models.losses.utils import (check_choice, check_positive,
                                         pair_levels)
 from mmrskd.registry import MODELS, TASK_UTILS
-from mmrskd.structures import to_box_type
 from mmrskd.utils import MMRSKDError
 
 # the released config (Molly6/LTD configs/all_gfl18-101.py)

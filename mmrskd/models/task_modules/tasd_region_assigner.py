@@ -9,8 +9,8 @@ from torch import Tensor
 
 from mmrskd.models.task_modules.candidate_rotated_atss_assigner import \
     CandidateRotatedATSSAssigner
-from mmrskd.models.utils import to_box_type
 from mmrskd.registry import TASK_UTILS
+from mmrskd.structures import to_box_type
 from mmrskd.utils import MMRSKDError
 
 
