@@ -281,6 +281,47 @@ class DynamicDirectionalConv2d(nn.Module):
             out = out + self.bias.view(1, -1, 1, 1)
         return out
 
+    def forward_at(self, x: Tensor, positions: Tensor) -> Tensor:
+        """:meth:`forward` at some output positions only, e.g. where a loss
+        weight is non-zero: the same values, at a cost that scales with the
+        positions (one matmul per sample over unfolded patches).
+
+        Args:
+            x (Tensor): [B, in_channels, H, W].
+            positions (Tensor): (M,) long flat indices into the output's
+                (B, H_out, W_out) positions, in increasing order.
+
+        Returns:
+            Tensor: [M, out_channels], row ``m`` equal to
+            ``forward(x)`` at ``positions[m]``.
+        """
+        batch, channels = x.shape[:2]
+        if channels != self.in_channels:
+            raise MMRSKDError(
+                f'DDC: input has {channels} channels but the layer was built '
+                f'with in_channels={self.in_channels}')
+        bank = self.kernel_bank()
+        weight = torch.mm(
+            self.compute_attention(x).to(bank.dtype), bank.flatten(1))
+        taps = bank[0, 0].numel()  # in / groups * k * k
+        # (B, groups, out / groups, taps), in unfold's order
+        weight = weight.view(batch, self.groups, -1, taps)
+        columns = F.unfold(x, self.kernel_size, dilation=self.dilation,
+                           padding=self.padding, stride=self.stride)
+        num_columns = columns.shape[-1]
+        samples = torch.div(positions, num_columns, rounding_mode='floor')
+        patches = columns.transpose(1, 2)[samples, positions % num_columns]
+        patches = patches.view(len(positions), self.groups, taps)
+        counts = torch.bincount(samples, minlength=batch).tolist()
+        out = torch.cat([
+            torch.einsum('mgi,goi->mgo', sample_patches, sample_weight)
+            for sample_patches, sample_weight in zip(
+                patches.split(counts), weight)
+        ]).reshape(len(positions), self.out_channels)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '
                 f'kernel_size={self.kernel_size}, stride={self.stride}, '
