@@ -109,8 +109,9 @@ class VLRAssigner(BaseAssigner):
         if num_gt == 0 or num_priors == 0:
             return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
 
-        candidates = self.candidates(priors, gt_boxes, num_level_priors)
-        penalties = self.penalties(priors, gt_boxes)
+        distances = self._centre_distances(priors, gt_boxes)
+        candidates = self.candidates(distances, num_level_priors)
+        penalties = self.penalties(priors, gt_boxes, distances)
         ious = self.ious(priors, gt_boxes, candidates, penalties)
         thresholds = self.thresholds(ious, candidates)
         scores = ious - penalties
@@ -124,11 +125,11 @@ class VLRAssigner(BaseAssigner):
         labels[assigned] = gt_labels[best_gt[assigned]]
         return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
 
-    def candidates(self, priors: Tensor, gt_boxes: BaseBoxes,
+    def candidates(self, distances: Tensor,
                    num_level_priors: List[int]) -> Tensor:
         """ATSS's candidates: indices ``(L * topk, k)`` of the ``topk``
-        centre-closest priors of every level, for every GT."""
-        distances = self._centre_distances(priors, gt_boxes)
+        centre-closest priors of every level, for every GT, from the
+        prior-GT centre ``distances`` ``(P, k)``."""
         candidates = []
         start = 0
         for count in num_level_priors:
@@ -178,9 +179,11 @@ class VLRAssigner(BaseAssigner):
         ious[rows, cols] = aligned_ious(rows, cols).to(ious.dtype)
         return ious
 
-    def penalties(self, priors: Tensor, gt_boxes: BaseBoxes) -> Tensor:
+    def penalties(self, priors: Tensor, gt_boxes: BaseBoxes,
+                  distances: Tensor) -> Tensor:
         """What the VLR score subtracts from the IoU, ``(P, k)``: DIoU's
-        centre distance term, or 0 (``iou_mode='iou'``)."""
+        centre distance term, or 0 (``iou_mode='iou'``); ``distances``
+        ``(P, k)`` are those of the centres."""
         if self.iou_mode == 'iou':
             return priors.new_zeros((len(priors), len(gt_boxes)))
         gt_hulls = gt_boxes.convert_to('hbox').tensor if isinstance(
@@ -188,8 +191,7 @@ class VLRAssigner(BaseAssigner):
         enclose_lt = torch.min(priors[:, None, :2], gt_hulls[None, :, :2])
         enclose_rb = torch.max(priors[:, None, 2:], gt_hulls[None, :, 2:])
         enclose_diag = ((enclose_rb - enclose_lt)**2).sum(-1).clamp_min(EPS)
-        centre_dist = self._centre_distances(priors, gt_boxes)**2
-        return centre_dist / enclose_diag
+        return distances**2 / enclose_diag
 
     @staticmethod
     def thresholds(ious: Tensor, candidates: Optional[Tensor]) -> Tensor:
