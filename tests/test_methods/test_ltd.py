@@ -18,7 +18,7 @@ from mmengine.structures import InstanceData
 from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
 from mmrotate.structures.bbox import RotatedBoxes
 
-from mmrskd.models.task_modules import VLRAssigner
+from mmrskd.models.task_modules import VLRAssigner, vlr_assigner
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.testing import (demo_batch, scene_batch, tiny_gfl_cfg,
                             tiny_rotated_retinanet_cfg)
@@ -395,10 +395,12 @@ def test_vlr_bound_on_a_dense_scene_leaves_the_region_unchanged(
         mode, monkeypatch):
     """Many small rotated GT (a rendered synthetic DOTA scene) on the
     9-anchor RetinaNet priors: the region and its IoUs with the pruned
-    pairs are those of every pair, and most pairs are pruned."""
+    pairs, the GT assigned by chunks, are those of every pair and of all GT
+    at once, and most pairs are pruned."""
     detector = MODELS.build(tiny_rotated_retinanet_cfg())
     _, samples = scene_batch(detector, num_images=1, seed=2)
     boxes = samples[0].gt_instances
+    assert len(boxes) > 3 * vlr_assigner.GT_CHUNK  # several chunks
     anchors = TASK_UTILS.build(dict(
         type='mmdet.AnchorGenerator', octave_base_scale=4,
         scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
@@ -422,9 +424,13 @@ def test_vlr_bound_on_a_dense_scene_leaves_the_region_unchanged(
         staticmethod(lambda priors, gt_boxes: priors.new_full(
             (len(priors), len(gt_boxes)), float('inf'))))
     every_pair = assign_vlr(priors, boxes, counts, iou_mode=mode)
-    assert len(boxes) > 20 and (pruned.gt_inds > 0).sum() > 50
-    assert torch.equal(pruned.gt_inds, every_pair.gt_inds)
-    assert torch.equal(pruned.max_overlaps, every_pair.max_overlaps)
+    # and all GT at once instead of by chunks (ties included)
+    monkeypatch.setattr(vlr_assigner, 'GT_CHUNK', len(boxes))
+    one_chunk = assign_vlr(priors, boxes, counts, iou_mode=mode)
+    assert (pruned.gt_inds > 0).sum() > 50
+    for result in (every_pair, one_chunk):
+        assert torch.equal(pruned.gt_inds, result.gt_inds)
+        assert torch.equal(pruned.max_overlaps, result.max_overlaps)
     # DIoU: the centre-distance penalty prunes most of what the IoU bound
     # keeps (5% of the pairs with the IoU bound alone)
     share = 0.04 if mode == 'diou' else 0.1
