@@ -29,3 +29,8 @@ def peer_kd():
 @pytest.fixture(scope='session')
 def kd_overhead():
     return load_benchmark('kd_overhead')
+
+
+@pytest.fixture(scope='session')
+def kd_profile():
+    return load_benchmark('kd_profile')
