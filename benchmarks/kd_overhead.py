@@ -1,7 +1,7 @@
 """Cost of distillation per config: step time, peak memory, teacher share.
 
-For every distiller config, on one synthetic batch (random boxes of the
-config's box type), three variants run interleaved in this process:
+For every distiller config, on one synthetic batch of the config's box type
+(``--boxes``), three variants run interleaved in this process:
 
 * the student trained alone (its detection losses, same optimizer);
 * the teacher's inference forward (no grad, the whole detector);
@@ -24,12 +24,20 @@ profiler's allocation events on the CPU, ``max_memory_allocated`` on CUDA.
 ``early exit`` < 1 is the saving of stopping the teacher after its last tap
 (1.00 when a tap needs the head's outputs).
 
+Boxes: ``realistic`` (default) renders synthetic DOTA scenes
+(:func:`mmrskd.testing.scene_batch`: up to ``--objects`` objects an image,
+median length ~23 px at 256 px, the dense end of DOTA); ``random`` draws 8
+large boxes (15-45% of the side) on noise, the batch of the first tables.
+
 Examples::
 
     # every method config of the CPU benchmark table (benchmarks/README.md)
     OMP_NUM_THREADS=1 python benchmarks/kd_overhead.py --preset methods
     # overhead against input size and batch size
     OMP_NUM_THREADS=1 python benchmarks/kd_overhead.py --preset scaling
+    # the earlier batch of 8 large random boxes
+    OMP_NUM_THREADS=1 python benchmarks/kd_overhead.py --preset methods \
+        --boxes random
     # any configs, bf16 autocast (the --amp of tools/train.py)
     python benchmarks/kd_overhead.py configs/admd/admd_*.py --amp
 """
@@ -43,7 +51,7 @@ import torch
 
 import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
 from mmrskd.registry import MODELS
-from mmrskd.testing import demo_batch, trains_on_rotated_boxes
+from mmrskd.testing import demo_batch, scene_batch, trains_on_rotated_boxes
 from mmrskd.utils import register_all_modules
 from mmrskd.utils.cli import exit_on_user_error
 from mmrskd.utils.config import load_config
@@ -83,6 +91,11 @@ def parse_args(argv=None):
                         help='the configs (and sizes) of benchmarks/README.md')
     parser.add_argument('--size', type=int, default=256, help='H = W')
     parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('--boxes', choices=['realistic', 'random'],
+                        default='realistic',
+                        help='GT of the batch (see the module doc)')
+    parser.add_argument('--objects', type=int, default=32,
+                        help='objects wanted per image (realistic boxes)')
     parser.add_argument('--steps', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--amp', action='store_true',
@@ -99,13 +112,20 @@ def parse_args(argv=None):
     return args
 
 
-def synthetic_batch(distiller, cfg, size, batch, device):
-    """Random GT boxes of the type the config's pipeline gives the model
-    (rotated when it converts boxes to ``rbox``)."""
-    inputs, samples = demo_batch(
-        distiller.student, num_images=batch, size=size, num_boxes=8,
-        num_classes=distiller.student.bbox_head.num_classes,
-        rotated=trains_on_rotated_boxes(cfg))
+def synthetic_batch(distiller, cfg, size, batch, device, boxes='random',
+                    num_objects=32):
+    """GT boxes of the type the config's pipeline gives the model (rotated
+    when it converts boxes to ``rbox``): ``'realistic'`` rendered scenes or
+    ``'random'`` boxes (the default: ``peer_kd.py``'s batch)."""
+    common = dict(num_images=batch, size=size,
+                  num_classes=distiller.student.bbox_head.num_classes,
+                  rotated=trains_on_rotated_boxes(cfg))
+    if boxes == 'realistic':
+        inputs, samples = scene_batch(distiller.student,
+                                      num_objects=num_objects, **common)
+    else:
+        inputs, samples = demo_batch(distiller.student, num_boxes=8,
+                                     **common)
     return inputs.to(device), [s.to(device) for s in samples]
 
 
@@ -179,7 +199,8 @@ def measure(config, overrides, size, batch, args) -> Dict:
     device = args.device
     cfg, distiller, distill_wrapper, student_wrapper = build(
         config, overrides, args.amp, device)
-    inputs, samples = synthetic_batch(distiller, cfg, size, batch, device)
+    inputs, samples = synthetic_batch(distiller, cfg, size, batch, device,
+                                      args.boxes, args.objects)
     sync = torch.cuda.synchronize if device.startswith('cuda') else (
         lambda: None)
     teacher_timer = MethodTimer(distiller, 'run_teacher', sync)
@@ -227,6 +248,7 @@ def measure(config, overrides, size, batch, args) -> Dict:
     t = {name: statistics.median(values) for name, values in times.items()}
     row = dict(
         config=config, overrides=overrides, size=size, batch=batch,
+        boxes=args.boxes, num_gt=sum(len(s.gt_instances) for s in samples),
         amp=args.amp, threads=torch.get_num_threads(),
         student_ms=1e3 * t['student'], teacher_ms=1e3 * t['teacher'],
         distill_ms=1e3 * t['distill'],
@@ -273,7 +295,7 @@ def main(argv=None):
         jobs = [(config, {}, args.size, args.batch) for config in configs]
     print(f'{torch.get_num_threads()} threads, {args.device}, '
           f"{'AMP' if args.amp else 'fp32'}, median of {args.steps} steps "
-          f'after {args.warmup}')
+          f'after {args.warmup}, {args.boxes} boxes')
     print('| config | size | batch | student ms | teacher fwd ms | '
           'distill ms | overhead | teacher share | KD fwd share | teacher run '
           '| early exit | memory |')

@@ -1,4 +1,4 @@
-"""The two CPU operations mmrskd replaced or trimmed, against the originals.
+"""The CPU operations mmrskd replaced or trimmed, against the originals.
 
 Each pair runs interleaved in this process on the same inputs; the ratio
 of the medians is printed (and whether the results agree):
@@ -11,7 +11,14 @@ of the medians is printed (and whether the results agree):
   R18-w16, a synthetic batch) with either calculator, and the share of the
   original step spent in the IoU kernel;
 * ``deform``: forward + backward of LTD's LIC deformable 3x3 conv on five
-  FPN levels, mmcv's ``DeformConv2d`` against ``GridSampleDeformConv2d``.
+  FPN levels, mmcv's ``DeformConv2d`` against ``GridSampleDeformConv2d``;
+* ``ddc``: forward + backward of DKED's response term on the demo pair's
+  five 64-channel FPN levels and the heat map of a dense scene
+  (``scene_batch``), the DDCs on the full maps against only where the map
+  is non-zero (``DDC.forward_at``);
+* ``vlr``: LTD's VLR assignment of one dense scene on the 12,276 anchors,
+  all GT at once against by chunks of ``GT_CHUNK``: time, peak memory and
+  the pairs given to mmcv's rotated IoU kernel.
 
 Example::
 
@@ -19,13 +26,19 @@ Example::
 """
 import argparse
 import math
+import os.path as osp
 import statistics
+import sys
 import time
 
 import torch
 
-import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
-from mmrskd.utils import register_all_modules
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+import mmrskd  # noqa: E402,F401  (compat layer before anything OpenMMLab)
+from benchmarks.kd_overhead import peak_bytes  # noqa: E402
+from mmrskd.utils import register_all_modules  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -34,7 +47,8 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n\n', 1)[1])
     parser.add_argument('parts', nargs='*', metavar='PART',
-                        help='iou, step and/or deform (default: all)')
+                        help='iou, step, deform, ddc and/or vlr (default: '
+                        'all)')
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
     args = parser.parse_args(argv)
@@ -181,7 +195,99 @@ def deform_part(args):
                f' (max output difference {gap:.1e})')
 
 
-PARTS = dict(iou=iou_part, step=step_part, deform=deform_part)
+def dense_scene(num_images):
+    """GT of rendered synthetic DOTA scenes, rotated (``scene_batch``)."""
+    from mmrskd.registry import MODELS
+    from mmrskd.testing import scene_batch, tiny_rotated_retinanet_cfg
+    _, samples = scene_batch(MODELS.build(tiny_rotated_retinanet_cfg()),
+                             num_images=num_images)
+    return [sample.gt_instances for sample in samples]
+
+
+def ddc_part(args):
+    from mmrskd.registry import MODELS
+    torch.manual_seed(0)
+    loss = MODELS.build(dict(
+        type='DKEDFeatureResponseLoss', in_channels=(64, ) * 5,
+        student_channels=(64, ) * 5, strides=(8, 16, 32, 64, 128),
+        assigner=dict(type='GGHLAssigner',
+                      level_size_thresholds=(64, 128, 256, 512),
+                      ref_img_size=1024, window_radius_max=(4, 3, 2, 2, 2))))
+    sizes = [(256 // s, 256 // s) for s in (8, 16, 32, 64, 128)]
+    feats_S = [torch.randn(2, 64, *size, requires_grad=True)
+               for size in sizes]
+    feats_T = [torch.randn(2, 64, *size) for size in sizes]
+    heatmaps = loss._heatmaps(feats_T, None, dense_scene(2), None)
+
+    def full_maps():
+        # the formula on whole maps, as the loss computed it before
+        total = 0
+        for level, (feat_S, feat_T, heatmap) in enumerate(
+                zip(feats_S, feats_T, heatmaps)):
+            response_T, response_S = loss._responses(level, feat_S, feat_T)
+            total = total + (heatmap * (response_T - response_S)).pow(
+                2).sum() / heatmap.sum().clamp(min=1)
+        return total
+
+    def at_nonzero():
+        return loss(feats_S, feats_T, batch_targets=[
+            dict(heatmap=h.flatten(2).transpose(1, 2)) for h in heatmaps])
+
+    medians = interleaved({'full maps': lambda: full_maps().backward(),
+                           'G > 0 only': lambda: at_nonzero().backward()},
+                          args.warmup, args.repeats)
+    gap = (full_maps() - at_nonzero()).abs().item() / full_maps().item()
+    share = [f'{(h > 0).float().mean().item():.2f}' for h in heatmaps]
+    report('DKED response term fwd+bwd, 5 levels, 64 ch', medians,
+           'full maps', 'G > 0 only',
+           f' (G > 0 on {", ".join(share)} of the cells; relative '
+           f'difference of the loss {gap:.1e})')
+
+
+def vlr_part(args):
+    from mmengine.structures import InstanceData
+    from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
+
+    from mmrskd.models.task_modules import VLRAssigner, vlr_assigner
+    anchors = rotated_anchors()
+    priors = torch.cat([anchors[:, :2] - anchors[:, 2:4] / 2,
+                        anchors[:, :2] + anchors[:, 2:4] / 2], dim=1)
+    counts = [9 * (256 // s)**2 for s in (8, 16, 32, 64, 128)]
+    gt = dense_scene(1)[0]
+    assigner, chunk = VLRAssigner(), vlr_assigner.GT_CHUNK
+
+    def assign(gt_chunk):
+        vlr_assigner.GT_CHUNK = gt_chunk
+        try:
+            return assigner.assign(InstanceData(priors=priors), counts, gt)
+        finally:
+            vlr_assigner.GT_CHUNK = chunk
+
+    variants = {'all GT': lambda: assign(len(gt)),
+                f'chunks of {chunk}': lambda: assign(chunk)}
+    medians = interleaved(variants, args.warmup, args.repeats)
+    peaks = {name: peak_bytes(run, 'cpu') / 2**20
+             for name, run in variants.items()}
+    kernel, pairs = RBboxOverlaps2D.__call__, []
+
+    def counting(self, bboxes1, *args, **kwargs):
+        pairs.append(len(bboxes1))
+        return kernel(self, bboxes1, *args, **kwargs)
+
+    RBboxOverlaps2D.__call__ = counting
+    try:
+        assign(chunk)
+    finally:
+        RBboxOverlaps2D.__call__ = kernel
+    report(f'VLR assignment, {len(priors)} anchors x {len(gt)} GT', medians,
+           'all GT', f'chunks of {chunk}',
+           f'; peak {peaks["all GT"]:.1f} -> {peaks[f"chunks of {chunk}"]:.1f}'
+           f' MB; {sum(pairs)} of {len(priors) * len(gt)} pairs to the '
+           'kernel')
+
+
+PARTS = dict(iou=iou_part, step=step_part, deform=deform_part, ddc=ddc_part,
+             vlr=vlr_part)
 
 
 def main(argv=None):

@@ -172,12 +172,11 @@ def demo_batch(model, num_images=2, size=64, num_boxes=3, num_classes=3,
         tuple: ``(inputs (N, 3, H, W) Tensor, list[DetDataSample])``.
     """
     from mmengine.structures import InstanceData
-    from mmdet.structures import DetDataSample
     from mmdet.structures.bbox import HorizontalBoxes
     from mmrotate.structures.bbox import RotatedBoxes
 
     gen = torch.Generator().manual_seed(seed)
-    samples, images = [], []
+    batch_gt_instances, images = [], []
     for _ in range(num_images):
         centres = torch.rand(num_boxes, 2, generator=gen) * size * 0.6 \
             + size * 0.2
@@ -192,13 +191,34 @@ def demo_batch(model, num_images=2, size=64, num_boxes=3, num_classes=3,
         else:
             instances.bboxes = HorizontalBoxes(
                 torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1))
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(size, size), ori_shape=(size, size),
-            scale_factor=(1.0, 1.0), img_id=len(samples)))
-        sample.gt_instances = instances
-        samples.append(sample)
+        batch_gt_instances.append(instances)
         images.append(torch.randint(0, 256, (3, size, size), generator=gen,
                                     dtype=torch.uint8))
+    return preprocess_batch(model, images, batch_gt_instances)
+
+
+def preprocess_batch(model, images, batch_gt_instances):
+    """A training batch of ``images`` and their GT through the model's data
+    preprocessor.
+
+    Args:
+        model (nn.Module): has a ``data_preprocessor``.
+        images (list[Tensor]): ``(3, H, W)`` uint8 BGR images.
+        batch_gt_instances (list[InstanceData]): ``bboxes`` and ``labels``
+            per image, in input pixels.
+
+    Returns:
+        tuple: ``(inputs (N, 3, H', W') Tensor, list[DetDataSample])``.
+    """
+    from mmdet.structures import DetDataSample
+    samples = []
+    for image, instances in zip(images, batch_gt_instances):
+        shape = tuple(image.shape[1:])
+        sample = DetDataSample(metainfo=dict(
+            img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0),
+            img_id=len(samples)))
+        sample.gt_instances = instances
+        samples.append(sample)
     batch = model.data_preprocessor(
-        dict(inputs=images, data_samples=samples), training=True)
+        dict(inputs=list(images), data_samples=samples), training=True)
     return batch['inputs'], batch['data_samples']

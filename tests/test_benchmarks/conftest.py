@@ -24,3 +24,13 @@ def kd_gain():
 @pytest.fixture(scope='session')
 def peer_kd():
     return load_benchmark('peer_kd')
+
+
+@pytest.fixture(scope='session')
+def kd_overhead():
+    return load_benchmark('kd_overhead')
+
+
+@pytest.fixture(scope='session')
+def kd_profile():
+    return load_benchmark('kd_profile')

@@ -250,6 +250,46 @@ def test_response_levels_sum_and_adapter_maps_widths():
 
 
 @pytest.mark.parametrize('mode', ['frozen', 'trainable'])
+def test_response_on_sparse_heatmap_equals_full_maps(mode):
+    """The DDCs run only where G > 0: loss and gradients equal the
+    straightforward full-map computation, and a level without any G > 0
+    still gives its student-side parameters (zero) gradients."""
+    torch.manual_seed(0)
+    loss = response_loss(in_channels=(4, 8, 8), student_channels=(2, 8, 8),
+                         teacher_ddc=mode, loss_weight=2.0)
+    sizes = [(6, 5), (3, 3), (2, 2)]
+    feats_S = [torch.randn(2, c, *s, requires_grad=True)
+               for c, s in zip((2, 8, 8), sizes)]
+    feats_T = [torch.randn(2, c, *s)
+               for c, s in zip((4, 8, 8), sizes)]
+    gs = [torch.rand(2, h * w, 1) for h, w in sizes]
+    gs[0][gs[0] < 0.8] = 0  # about one cell in five
+    gs[1][0] = 0  # nothing in the first image
+    gs[2].zero_()  # nothing on the level
+    targets = [dict(heatmap=g) for g in gs]
+    loss.eval()  # BN of the adapter: the same statistics in every call
+    params = [p for p in loss.parameters() if p.requires_grad]
+    value = loss(feats_S, feats_T, batch_targets=targets)
+    grads = torch.autograd.grad(value, feats_S + params)
+    expected = 0
+    for level, (feat_S, feat_T, g) in enumerate(zip(feats_S, feats_T, gs)):
+        g = g.view(2, 1, *feat_T.shape[2:])
+        diff = loss.teacher_ddcs[level](feat_T) - \
+            loss.student_ddcs[level](loss.adapters[level](feat_S))
+        expected = expected + ((g * diff)**2).sum() / g.sum().clamp(min=1)
+    expected = 2.0 * expected
+    expected_grads = torch.autograd.grad(expected, feats_S + params)
+    assert value.item() > 0
+    torch.testing.assert_close(value, expected, rtol=1e-5, atol=0)
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    empty_level = list(loss.student_ddcs[2].parameters())
+    for param, grad in zip(params, grads[len(feats_S):]):
+        if any(param is p for p in empty_level):
+            assert not grad.any()
+
+
+@pytest.mark.parametrize('mode', ['frozen', 'trainable'])
 def test_response_trains_student_side_and_teacher_ddc_by_mode(mode):
     torch.manual_seed(0)
     loss = response_loss(in_channels=4, student_channels=2, teacher_ddc=mode)

@@ -15,11 +15,13 @@ from mmengine.optim import build_optim_wrapper
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.structures import InstanceData
+from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
 from mmrotate.structures.bbox import RotatedBoxes
 
-from mmrskd.models.task_modules import VLRAssigner
+from mmrskd.models.task_modules import VLRAssigner, vlr_assigner
 from mmrskd.registry import MODELS, TASK_UTILS
-from mmrskd.testing import demo_batch, tiny_gfl_cfg
+from mmrskd.testing import (demo_batch, scene_batch, tiny_gfl_cfg,
+                            tiny_rotated_retinanet_cfg)
 from mmrskd.utils import MMRSKDError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -386,6 +388,76 @@ def test_vlr_rotated_iou_bound_leaves_the_region_unchanged(mode,
     assert (pruned.gt_inds > 0).sum() > 5  # not vacuous
     assert torch.equal(pruned.gt_inds, every_pair.gt_inds)
     assert torch.equal(pruned.max_overlaps, every_pair.max_overlaps)
+
+
+@pytest.mark.parametrize('mode', ['diou', 'iou'])
+def test_vlr_bound_on_a_dense_scene_leaves_the_region_unchanged(
+        mode, monkeypatch):
+    """Many small rotated GT (a rendered synthetic DOTA scene) on the
+    9-anchor RetinaNet priors: the region and its IoUs with the pruned
+    pairs, the GT assigned by chunks, are those of every pair and of all GT
+    at once, and most pairs are pruned."""
+    detector = MODELS.build(tiny_rotated_retinanet_cfg())
+    _, samples = scene_batch(detector, num_images=1, seed=2)
+    boxes = samples[0].gt_instances
+    assert len(boxes) > 3 * vlr_assigner.GT_CHUNK  # several chunks
+    anchors = TASK_UTILS.build(dict(
+        type='mmdet.AnchorGenerator', octave_base_scale=4,
+        scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
+        strides=[8, 16, 32, 64, 128]))
+    level_priors = anchors.grid_priors(
+        [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)], device='cpu')
+    priors = torch.cat(level_priors)
+    counts = [len(p) for p in level_priors]
+    computed = []
+    kernel = RBboxOverlaps2D.__call__
+
+    def counting(self, bboxes1, bboxes2, *args, **kwargs):
+        computed.append(len(bboxes1))
+        return kernel(self, bboxes1, bboxes2, *args, **kwargs)
+
+    monkeypatch.setattr(RBboxOverlaps2D, '__call__', counting)
+    pruned = assign_vlr(priors, boxes, counts, iou_mode=mode)
+    pruned_pairs = sum(computed)
+    monkeypatch.setattr(
+        VLRAssigner, '_iou_upper_bound',
+        staticmethod(lambda priors, gt_boxes: priors.new_full(
+            (len(priors), len(gt_boxes)), float('inf'))))
+    every_pair = assign_vlr(priors, boxes, counts, iou_mode=mode)
+    # and all GT at once instead of by chunks (ties included)
+    monkeypatch.setattr(vlr_assigner, 'GT_CHUNK', len(boxes))
+    one_chunk = assign_vlr(priors, boxes, counts, iou_mode=mode)
+    assert (pruned.gt_inds > 0).sum() > 50
+    for result in (every_pair, one_chunk):
+        assert torch.equal(pruned.gt_inds, result.gt_inds)
+        assert torch.equal(pruned.max_overlaps, result.max_overlaps)
+    # DIoU: the centre-distance penalty prunes most of what the IoU bound
+    # keeps (5% of the pairs with the IoU bound alone)
+    share = 0.04 if mode == 'diou' else 0.1
+    assert pruned_pairs < share * len(priors) * len(boxes)
+
+
+def test_vlr_iou_upper_bound_bounds_the_kernel():
+    gen = torch.Generator().manual_seed(7)
+    centres = torch.rand(500, 2, generator=gen) * 64
+    sizes = torch.rand(500, 2, generator=gen) * 30 + 1
+    priors = torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1)
+    rboxes = RotatedBoxes(torch.cat([
+        torch.rand(20, 2, generator=gen) * 64,
+        torch.rand(20, 2, generator=gen) * 30 + 1,
+        (torch.rand(20, 1, generator=gen) - 0.5) * math.pi], dim=1))
+    # 0 and 90 degrees: the hull is the box, the bound can be reached
+    rboxes.tensor[:5, 4] = 0
+    rboxes.tensor[5:8, 4] = math.pi / 2
+    bound = VLRAssigner._iou_upper_bound(priors, rboxes)
+    ious = RBboxOverlaps2D()(
+        HorizontalBoxes(priors).convert_to('rbox').tensor, rboxes.tensor)
+    assert (ious > 0.3).sum() > 20  # overlapping pairs are tested
+    assert (ious <= bound + 1e-6).all()
+    # tighter than the previous min(U, areas) / max(areas)
+    hbox_area = (sizes[:, 0] * sizes[:, 1])[:, None]
+    assert (bound <= torch.minimum(hbox_area, rboxes.areas[None]) /
+            torch.maximum(hbox_area, rboxes.areas[None]) + 1e-6).all()
 
 
 def test_vlr_without_gt_or_with_degenerate_gt_is_empty():

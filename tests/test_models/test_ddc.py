@@ -133,6 +133,37 @@ def test_per_sample_kernels_match_reference_loop():
                                    atol=1e-12)
 
 
+@pytest.mark.parametrize('conv_args', [
+    dict(padding=1),
+    dict(stride=2, padding=2, dilation=2, groups=2),
+])
+def test_forward_at_positions_equals_full_forward(conv_args):
+    torch.manual_seed(0)
+    ddc = DDC(4, 6, 3, num_base_kernels=2, temperature=1.0,
+              **conv_args).double()
+    x = torch.randn(3, 4, 9, 8, dtype=torch.float64, requires_grad=True)
+    full = ddc(x)  # (3, 6, H', W')
+    flat = full.permute(0, 2, 3, 1).reshape(-1, 6)
+    # positions of all three samples, none of the middle one's first row
+    positions = torch.tensor([0, 5, len(flat) // 3 + full.shape[3] + 1,
+                              len(flat) - 1])
+    picked = ddc.forward_at(x, positions)
+    torch.testing.assert_close(picked, flat[positions], rtol=0, atol=1e-12)
+    weights = torch.randn(len(positions), 6, dtype=torch.float64)
+    expected = torch.autograd.grad((flat[positions] * weights).sum(),
+                                   [x, *ddc.parameters()])
+    actual = torch.autograd.grad((picked * weights).sum(),
+                                 [x, *ddc.parameters()])
+    for got, want in zip(actual, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    # no position: an empty output, still zero gradients for the weights
+    empty = ddc.forward_at(x, positions[:0])
+    assert empty.shape == (0, 6)
+    grads = torch.autograd.grad(empty.sum(), list(ddc.parameters()),
+                                allow_unused=True)
+    assert all(g is not None and not g.any() for g in grads)
+
+
 def test_temperature_sharpens_attention_and_is_saved():
     torch.manual_seed(0)
     ddc = DDC(4, 4, 3, padding=1)

@@ -281,6 +281,76 @@ class DynamicDirectionalConv2d(nn.Module):
             out = out + self.bias.view(1, -1, 1, 1)
         return out
 
+    def forward_at(self, x: Tensor, positions: Tensor) -> Tensor:
+        """:meth:`forward` at some output positions only, e.g. where a loss
+        weight is non-zero: the same values, at a cost that scales with the
+        positions (their patches gathered, one matmul per sample).
+
+        Args:
+            x (Tensor): [B, in_channels, H, W].
+            positions (Tensor): (M,) long flat indices into the output's
+                (B, H_out, W_out) positions, in increasing order.
+
+        Returns:
+            Tensor: [M, out_channels], row ``m`` equal to
+            ``forward(x)`` at ``positions[m]``.
+        """
+        batch, channels = x.shape[:2]
+        if channels != self.in_channels:
+            raise MMRSKDError(
+                f'DDC: input has {channels} channels but the layer was built '
+                f'with in_channels={self.in_channels}')
+        bank = self.kernel_bank()
+        weight = torch.mm(
+            self.compute_attention(x).to(bank.dtype), bank.flatten(1))
+        # (B, groups, out / groups, in / groups * k * k)
+        weight = weight.view(batch, self.groups, -1, bank[0, 0].numel())
+        patches = self._patches(x, positions).view(
+            len(positions), self.groups, weight.shape[-1])
+        counts = torch.bincount(
+            self._sample_of(x, positions), minlength=batch).tolist()
+        out = torch.cat([
+            torch.einsum('mgi,goi->mgo', sample_patches, sample_weight)
+            for sample_patches, sample_weight in zip(
+                patches.split(counts), weight)
+        ]).reshape(len(positions), self.out_channels)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+
+    def _output_size(self, x: Tensor) -> Tuple[int, int]:
+        return tuple(
+            (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
+            for size, pad, dil, k, stride in zip(
+                x.shape[2:], self.padding, self.dilation, self.kernel_size,
+                self.stride))
+
+    def _sample_of(self, x: Tensor, positions: Tensor) -> Tensor:
+        height, width = self._output_size(x)
+        return torch.div(positions, height * width, rounding_mode='floor')
+
+    def _patches(self, x: Tensor, positions: Tensor) -> Tensor:
+        """The input patches ``(M, in_channels * k * k)`` (channel-major,
+        :func:`F.unfold`'s order) of flat output ``positions``, gathered
+        from the padded input without unfolding the whole map."""
+        (pad_h, pad_w), (dil_h, dil_w) = self.padding, self.dilation
+        padded = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
+        padded_width = padded.shape[-1]
+        height, width = self._output_size(x)
+        within = positions % (height * width)
+        rows = torch.div(within, width, rounding_mode='floor') * \
+            self.stride[0]
+        cols = within % width * self.stride[1]
+        size = self.kernel_size[0]
+        offsets = torch.arange(size, device=x.device)
+        taps = ((rows[:, None, None] + dil_h * offsets[:, None]) *
+                padded_width + cols[:, None, None] +
+                dil_w * offsets).flatten(1)  # (M, k * k)
+        flat = padded.flatten(2).transpose(1, 2)  # (B, H_p * W_p, C)
+        patches = flat[self._sample_of(x, positions)[:, None], taps]
+        return patches.transpose(1, 2).reshape(len(positions),
+                                               x.shape[1] * size * size)
+
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, '
                 f'kernel_size={self.kernel_size}, stride={self.stride}, '

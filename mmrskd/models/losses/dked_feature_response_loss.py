@@ -73,7 +73,8 @@ class DKEDFeatureResponseLoss(nn.Module):
         ddc_cfg (dict): config of each DDC; ``in_channels`` and
             ``out_channels`` are filled in. Defaults to a 3x3 ``DDC`` with
             one base kernel turned to 0/90/180/270 degrees (the
-            prototype's rotated family) [A].
+            prototype's rotated family) [A]. The loss runs the DDCs only
+            where :math:`G_l > 0` (``DDC.forward_at``).
         teacher_ddc (str): ``'frozen'`` or ``'trainable'``, see above.
             Defaults to ``'frozen'``.
         assigner (dict): :class:`GGHLAssigner` config used without
@@ -172,9 +173,13 @@ class DKEDFeatureResponseLoss(nn.Module):
             loss = levels_S[0].new_zeros(())
             for level, (feat_S, feat_T, heatmap) in enumerate(
                     zip(levels_S, levels_T, heatmaps)):
+                # G is 0 on most cells: the DDCs run only where it is not
+                flat_heatmap = heatmap.flatten()
+                positions = flat_heatmap.nonzero().squeeze(1)
                 response_T, response_S = self._responses(
-                    level, feat_S, feat_T)
-                weighted = heatmap * (response_T - response_S)
+                    level, feat_S, feat_T, positions)
+                weighted = flat_heatmap[positions, None] * (
+                    response_T - response_S)
                 loss = loss + weighted.pow(2).sum() / heatmap.sum().clamp(
                     min=1)
         return self.loss_weight * loss
@@ -221,14 +226,22 @@ class DKEDFeatureResponseLoss(nn.Module):
         self._check_shapes(levels_S, levels_T)
         return levels_S, levels_T
 
-    def _responses(self, level: int, feat_S: Tensor,
-                   feat_T: Tensor) -> Tuple[Tensor, Tensor]:
-        """:math:`Y'_T` and :math:`Y'_S`, both ``(N, C_l, H_l, W_l)``, of
-        one level; the teacher DDC gets gradients only when trainable."""
+    def _responses(self, level: int, feat_S: Tensor, feat_T: Tensor,
+                   positions: Optional[Tensor] = None
+                   ) -> Tuple[Tensor, Tensor]:
+        """:math:`Y'_T` and :math:`Y'_S` of one level, both ``(N, C_l, H_l,
+        W_l)``, or ``(M, C_l)`` at the flat ``(N, H_l, W_l)`` indices
+        ``positions`` ``(M, )``; the teacher DDC gets gradients only when
+        trainable."""
+        def respond(ddc, feat):
+            return ddc(feat) if positions is None else ddc.forward_at(
+                feat, positions)
+
         with torch.set_grad_enabled(torch.is_grad_enabled()
                                     and self.teacher_ddc == 'trainable'):
-            response_T = self.teacher_ddcs[level](feat_T)
-        response_S = self.student_ddcs[level](self.adapters[level](feat_S))
+            response_T = respond(self.teacher_ddcs[level], feat_T)
+        response_S = respond(self.student_ddcs[level],
+                             self.adapters[level](feat_S))
         return response_T, response_S
 
     def _check_shapes(self, levels_S: List[Tensor],

@@ -13,6 +13,11 @@ from mmrskd.structures import to_box_type
 from mmrskd.utils import MMRSKDError
 
 EPS = 1e-7
+# pairs this close below the region are computed too: mmcv's float32
+# kernel can return an IoU a few 1e-7 above a bound that is exact in reals
+BOUND_SLACK = 1e-5
+# ground truths assigned together (see VLRAssigner.assign)
+GT_CHUNK = 8
 
 
 @TASK_UTILS.register_module()
@@ -106,25 +111,43 @@ class VLRAssigner(BaseAssigner):
         if num_gt == 0 or num_priors == 0:
             return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
 
-        candidates = self.candidates(priors, gt_boxes, num_level_priors)
-        ious = self.ious(priors, gt_boxes, candidates)
-        thresholds = self.thresholds(ious, candidates)
-        scores = self.scores(priors, gt_boxes, ious)
-        in_vlr = (scores >= self.lower_ratio * thresholds) & (
-            scores < thresholds)
-        masked_ious = torch.where(in_vlr, ious, ious.new_tensor(-1.0))
-        best_iou, best_gt = masked_ious.max(dim=1)
-        assigned = in_vlr.any(dim=1)
+        # GT by chunks: the (P, chunk) matrices of one chunk at a time
+        # instead of about ten (P, k) ones (14 MB for a dense 256-px scene
+        # on 12k anchors); a GT's region depends on its column only
+        best_iou = priors.new_full((num_priors, ), -1.0)
+        best_gt = gt_inds.clone()
+        for start in range(0, num_gt, GT_CHUNK):
+            chunk_iou, chunk_gt = self._region_ious(
+                priors, gt_boxes[start:start + GT_CHUNK],
+                num_level_priors).max(dim=1)
+            # ties: the lower GT index, as one max over all columns
+            better = chunk_iou > best_iou
+            best_iou = torch.where(better, chunk_iou, best_iou)
+            best_gt = torch.where(better, chunk_gt + start, best_gt)
+        assigned = best_iou >= 0
         gt_inds[assigned] = best_gt[assigned] + 1
         vlr_overlaps[assigned] = best_iou[assigned]
         labels[assigned] = gt_labels[best_gt[assigned]]
         return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
 
-    def candidates(self, priors: Tensor, gt_boxes: BaseBoxes,
+    def _region_ious(self, priors: Tensor, gt_boxes: BaseBoxes,
+                     num_level_priors: List[int]) -> Tensor:
+        """``(P, k)`` IoU of the pairs in the VLR, -1 elsewhere."""
+        distances = self._centre_distances(priors, gt_boxes)
+        candidates = self.candidates(distances, num_level_priors)
+        penalties = self.penalties(priors, gt_boxes, distances)
+        ious = self.ious(priors, gt_boxes, candidates, penalties)
+        thresholds = self.thresholds(ious, candidates)
+        scores = ious - penalties
+        in_vlr = (scores >= self.lower_ratio * thresholds) & (
+            scores < thresholds)
+        return torch.where(in_vlr, ious, ious.new_tensor(-1.0))
+
+    def candidates(self, distances: Tensor,
                    num_level_priors: List[int]) -> Tensor:
         """ATSS's candidates: indices ``(L * topk, k)`` of the ``topk``
-        centre-closest priors of every level, for every GT."""
-        distances = self._centre_distances(priors, gt_boxes)
+        centre-closest priors of every level, for every GT, from the
+        prior-GT centre ``distances`` ``(P, k)``."""
         candidates = []
         start = 0
         for count in num_level_priors:
@@ -136,16 +159,17 @@ class VLRAssigner(BaseAssigner):
         return torch.cat(candidates, dim=0)
 
     def ious(self, priors: Tensor, gt_boxes: BaseBoxes,
-             candidates: Tensor) -> Tensor:
+             candidates: Tensor, penalties: Tensor) -> Tensor:
         """IoU ``(P, k)`` of the priors with the GT, exact wherever the
         region can depend on it.
 
         Rotated IoUs (mmcv's kernel, about 1 µs a pair on the CPU) are
-        computed only for the candidates and for the pairs whose upper
-        bound ``min(hull intersection, areas) / max(areas)`` reaches
+        computed only for the candidates and for the pairs whose score
+        bound, an IoU upper bound (:meth:`_iou_upper_bound`) minus the
+        pair's ``penalties`` (``(P, k)``, :meth:`penalties`), reaches
         ``lower_ratio`` times the GT's threshold: any other pair has a
-        score (IoU or DIoU, at most the IoU) below the region and stays
-        outside it with an IoU of 0 as well. The region is unchanged.
+        score below the region and stays outside it with an IoU of 0 as
+        well. The region is unchanged.
         """
         if not isinstance(gt_boxes, RotatedBoxes):
             ious = bbox_overlaps(priors, gt_boxes.tensor)
@@ -164,26 +188,28 @@ class VLRAssigner(BaseAssigner):
         candidate_ious = aligned_ious(candidates.flatten(),
                                       gt_index.flatten()).view_as(candidates)
         threshold = self.thresholds(candidate_ious, None)
-        needed = self._iou_upper_bound(priors, gt_boxes) >= (
-            self.lower_ratio * threshold)
+        # the slack keeps pairs whose kernel IoU may round above the bound
+        needed = self._iou_upper_bound(priors, gt_boxes) - penalties >= (
+            self.lower_ratio * threshold - BOUND_SLACK)
         needed[candidates, gt_index] = True
         rows, cols = needed.nonzero(as_tuple=True)
         ious = priors.new_zeros(needed.shape)
         ious[rows, cols] = aligned_ious(rows, cols).to(ious.dtype)
         return ious
 
-    def scores(self, priors: Tensor, gt_boxes: BaseBoxes,
-               ious: Tensor) -> Tensor:
-        """The VLR score ``(P, k)``: the IoU, or the DIoU."""
+    def penalties(self, priors: Tensor, gt_boxes: BaseBoxes,
+                  distances: Tensor) -> Tensor:
+        """What the VLR score subtracts from the IoU, ``(P, k)``: DIoU's
+        centre distance term, or 0 (``iou_mode='iou'``); ``distances``
+        ``(P, k)`` are those of the centres."""
         if self.iou_mode == 'iou':
-            return ious
+            return priors.new_zeros((len(priors), len(gt_boxes)))
         gt_hulls = gt_boxes.convert_to('hbox').tensor if isinstance(
             gt_boxes, RotatedBoxes) else gt_boxes.tensor
         enclose_lt = torch.min(priors[:, None, :2], gt_hulls[None, :, :2])
         enclose_rb = torch.max(priors[:, None, 2:], gt_hulls[None, :, 2:])
         enclose_diag = ((enclose_rb - enclose_lt)**2).sum(-1).clamp_min(EPS)
-        centre_dist = self._centre_distances(priors, gt_boxes)**2
-        return ious - centre_dist / enclose_diag
+        return distances**2 / enclose_diag
 
     @staticmethod
     def thresholds(ious: Tensor, candidates: Optional[Tensor]) -> Tensor:
@@ -199,17 +225,17 @@ class VLRAssigner(BaseAssigner):
     @staticmethod
     def _iou_upper_bound(priors: Tensor, gt_boxes: RotatedBoxes) -> Tensor:
         """``(P, k)`` upper bound of the rotated IoU of horizontal
-        ``priors`` with rotated GT: the intersection is at most that of
-        the axis-aligned hulls and the smaller area, the union at least
-        the larger area."""
+        ``priors`` with rotated GT: the intersection ``I`` is at most
+        ``U``, that of the axis-aligned hulls and the smaller area, and
+        ``I / (A_1 + A_2 - I)`` grows with ``I``."""
         hulls = gt_boxes.convert_to('hbox').tensor
         lt = torch.max(priors[:, None, :2], hulls[None, :, :2])
         rb = torch.min(priors[:, None, 2:], hulls[None, :, 2:])
         hull_inter = (rb - lt).clamp(min=0).prod(-1)
         prior_area = (priors[:, 2:] - priors[:, :2]).prod(-1)[:, None]
         gt_area = gt_boxes.areas[None]
-        return torch.min(hull_inter, torch.min(prior_area, gt_area)) / \
-            torch.max(prior_area, gt_area).clamp_min(EPS)
+        bound = torch.min(hull_inter, torch.min(prior_area, gt_area))
+        return bound / (prior_area + gt_area - bound).clamp_min(EPS)
 
     @staticmethod
     def _centre_distances(priors: Tensor, gt_boxes: BaseBoxes) -> Tensor:

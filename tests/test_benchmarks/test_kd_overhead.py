@@ -1,0 +1,44 @@
+"""benchmarks/kd_overhead.py: the batch of each --boxes choice (the
+timings are not in the suite)."""
+from types import SimpleNamespace
+
+import pytest
+
+import mmrskd  # noqa: F401  (compat layer before mmrotate)
+from mmengine.config import Config
+from mmrotate.structures.bbox import RotatedBoxes
+
+from mmrskd.registry import MODELS
+from mmrskd.testing import tiny_rotated_retinanet_cfg
+
+
+def rotated_cfg():
+    return Config(dict(train_dataloader=dict(dataset=dict(pipeline=[
+        dict(type='mmrotate.ConvertBoxType',
+             box_type_mapping=dict(gt_bboxes='rbox'))]))))
+
+
+def test_realistic_boxes_are_the_default(kd_overhead):
+    assert kd_overhead.parse_args(['--preset', 'methods']).boxes == \
+        'realistic'
+    assert kd_overhead.parse_args(
+        ['--preset', 'methods', '--boxes', 'random']).boxes == 'random'
+
+
+@pytest.mark.parametrize('boxes', ['realistic', 'random'])
+def test_batch_of_each_box_choice(kd_overhead, boxes):
+    distiller = SimpleNamespace(
+        student=MODELS.build(tiny_rotated_retinanet_cfg()))
+    inputs, samples = kd_overhead.synthetic_batch(
+        distiller, rotated_cfg(), 256, 2, 'cpu', boxes)
+    assert inputs.shape == (2, 3, 256, 256)
+    counts = [len(s.gt_instances) for s in samples]
+    lengths = [s.gt_instances.bboxes.tensor[:, 2:4].amax(1) for s in samples]
+    assert all(isinstance(s.gt_instances.bboxes, RotatedBoxes)
+               for s in samples)
+    if boxes == 'random':  # 8 boxes of 15-45% of the side
+        assert counts == [8, 8]
+        assert all(length.min() >= 0.15 * 256 for length in lengths)
+    else:  # many small ones
+        assert min(counts) > 20
+        assert all(length.median() < 0.15 * 256 for length in lengths)
