@@ -79,10 +79,9 @@ def write_kd_gain_tables(path, readmes, check):
 def main(argv=None):
     args = parse_args(argv)
     from mmrskd.engine.sweep.release import write_model_index
-    from mmrskd.engine.sweep.tables import (COMPLEXITY_CACHE,
-                                            ComplexityCache, benchmark_rows,
-                                            find_readmes, load_sweeps,
-                                            render_table, update_readmes)
+    from mmrskd.engine.sweep.tables import (benchmark_rows, find_readmes,
+                                            load_sweeps, render_table,
+                                            update_readmes)
     if not args.sweep_dirs and not args.model_index and not args.kd_gain:
         raise MMRSKDError('give the work dirs of tools/sweep.py (and/or '
                           '--kd-gain, --model-index)')
@@ -90,8 +89,7 @@ def main(argv=None):
     if args.sweep_dirs:
         register_all_modules(init_default_scope=False)
         results = load_sweeps(args.sweep_dirs, args.metric)
-        rows = benchmark_rows(results, ComplexityCache(
-            osp.join(args.sweep_dirs[0], COMPLEXITY_CACHE)))
+        rows = benchmark_rows(results)
         print(f'{len(rows)} distillation settings from {len(results)} runs')
         if args.out:
             with open(args.out, 'w') as f:

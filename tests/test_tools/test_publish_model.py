@@ -171,3 +171,7 @@ def test_metafile_upsert_and_errors(released, tmp_path):
     with pytest.raises(MMRSKDError, match='best_'):
         publish(released['work_dir'], str(tmp_path / 'out'),
                 checkpoint='best')
+    # only distilled students are released
+    with pytest.raises(MMRSKDError, match='not a distiller config'):
+        publish(released['work_dir'], str(tmp_path / 'out'),
+                config=released['paths']['student'])

@@ -352,8 +352,8 @@ def _fake_sweep(tmp_path, paths):
             [5.0, 0.2, 0.2, 0.2]) + [{'rsdet/mAP': final, 'step': 2}])
         write_state(run.work_dir, status='done')
     from mmrskd.engine.sweep.executor import write_manifest
-    write_manifest(kd, {})
-    write_manifest(st, {})
+    write_manifest(kd)
+    write_manifest(st)
     return kd, st, finals
 
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import mmengine
 from rich.console import Console
@@ -188,30 +188,33 @@ def select_runs(runs: Sequence[SweepRun],
     return selected
 
 
-def write_manifest(sweep: Sweep, fingerprints: Dict[str, str]):
+def write_manifest(sweep: Sweep):
     """Add the sweep's runs to ``<work_dir>/sweep.json`` (runs of earlier
-    calls with other names are kept), for the results tables."""
+    calls with other names are kept), for the results tables; configs by
+    absolute path, so the tables can be made from any folder."""
     path = osp.join(sweep.work_dir, MANIFEST)
-    manifest = read_manifest(sweep.work_dir) if osp.isfile(path) else dict(
-        runs={})
+    manifest = mmengine.load(path) if osp.isfile(path) else dict(runs={})
     for run in sweep.runs:
-        manifest['runs'][run.name] = dict(
-            dataclasses.asdict(run), fingerprint=fingerprints.get(run.name),
-            config_path=run.config if '::' in run.config else osp.abspath(
-                run.config))
-    manifest['work_dir'] = sweep.work_dir
-    if sweep.metric:
-        manifest['metric'] = sweep.metric
+        config = run.config if '::' in run.config else osp.abspath(
+            run.config)
+        manifest['runs'][run.name] = dict(dataclasses.asdict(run),
+                                          config_path=config)
+    manifest['metric'] = sweep.metric or manifest.get('metric')
     _write_json(manifest, path)
 
 
-def read_manifest(sweep_dir: str) -> dict:
-    """The ``sweep.json`` of a sweep's work dir."""
+def read_manifest(sweep_dir: str
+                  ) -> Tuple[List[SweepRun], Optional[str]]:
+    """The runs listed in the ``sweep.json`` of a sweep's work dir (each in
+    ``<sweep_dir>/<name>``, wherever the folder is now) and its metric."""
     path = osp.join(sweep_dir, MANIFEST)
     if not osp.isfile(path):
         raise MMRSKDError(f'{sweep_dir}: no {MANIFEST}; give the --work-dir '
                           'of a sweep that ran (tools/sweep.py writes it)')
-    return mmengine.load(path)
+    manifest = mmengine.load(path)
+    return [SweepRun(name, r['config_path'], tuple(map(tuple, r['axes'])),
+                     r['cfg_options'], osp.join(sweep_dir, name))
+            for name, r in manifest['runs'].items()], manifest.get('metric')
 
 
 def _child_env(options: LaunchOptions) -> dict:
@@ -280,7 +283,7 @@ class SweepExecutor:
                 f'{len(stale)} run(s) were trained with other settings than '
                 f'the grid now gives (first: {stale[0]}); use a new '
                 '--work-dir, or --force to retrain them')
-        write_manifest(self.sweep, self.fingerprints)
+        write_manifest(self.sweep)
         progress = SweepProgress(statuses)
         try:
             for run in self.runs:

@@ -50,14 +50,6 @@ class SweepRun:
         return [f'{key}={format_value(value, key)}'
                 for key, value in self.cfg_options.items()]
 
-    @classmethod
-    def from_dict(cls, record: dict) -> 'SweepRun':
-        """The run of a :func:`dataclasses.asdict` record read back from
-        JSON (which turned the axes into lists)."""
-        fields = {f.name: record[f.name] for f in dataclasses.fields(cls)}
-        fields['axes'] = tuple(map(tuple, fields['axes']))
-        return cls(**fields)
-
 
 @dataclasses.dataclass
 class Sweep:

@@ -26,7 +26,7 @@ from mmrskd.engine.sweep.results import read_run_log
 from mmrskd.models.utils.complexity import (deployed_model_cfg,
                                             model_complexity, test_input_shape)
 from mmrskd.utils import MMRSKDError
-from mmrskd.utils.checkpoint import (RELEASE_META, atomic_save, safe_load,
+from mmrskd.utils.checkpoint import (atomic_save, safe_load,
                                      student_checkpoint)
 from mmrskd.utils.config import load_config
 
@@ -54,10 +54,6 @@ def find_checkpoint(work_dir: str, which: str = 'last') -> str:
     return found
 
 
-def is_distiller_cfg(cfg) -> bool:
-    return 'student' in cfg.model and 'teacher' in cfg.model
-
-
 def student_config(cfg) -> Config:
     """A plain detector config for what ``cfg`` deploys: the distiller's
     ``model.student`` resolved to a model dict, ``DistillValLoop`` →
@@ -74,18 +70,6 @@ def student_config(cfg) -> Config:
     for key in ('work_dir', 'launcher'):
         released.pop(key, None)
     return Config(dict(released, load_from=None, resume=False))
-
-
-def release_checkpoint(checkpoint: dict, distiller: bool) -> dict:
-    """The student's (or the detector's) weights and the meta in
-    :data:`~mmrskd.utils.checkpoint.RELEASE_META`."""
-    if distiller:
-        return student_checkpoint(checkpoint)
-    if 'state_dict' not in checkpoint:
-        raise MMRSKDError('the checkpoint has no state_dict')
-    return dict(state_dict=checkpoint['state_dict'],
-                meta={k: v for k, v in checkpoint.get('meta', {}).items()
-                      if k in RELEASE_META})
 
 
 def save_with_sha(obj: dict, out_dir: str, name: str) -> str:
@@ -127,16 +111,13 @@ def _points(metrics: dict) -> dict:
 def metafile_entry(cfg, name: str, weights: str, released_config: str,
                    metrics: dict, teacher_metrics: dict, complexity: dict,
                    collection: Optional[str] = None,
-                   log_file: Optional[str] = None,
-                   source_config: Optional[str] = None) -> dict:
+                   log_file: Optional[str] = None) -> dict:
     """A model-index ``Models`` entry (mmdet/mmrazor fields); the process
     count and device come from the header of mmengine's ``log_file``."""
     train_cfg = cfg.get('train_cfg', {})
     loader = cfg.get('train_dataloader', {})
     techniques = [str(cfg.get('optim_wrapper', {}).get('optimizer', {}).get(
-        'type', '')).split('.')[-1]]
-    if is_distiller_cfg(cfg):
-        techniques += ['Knowledge Distillation'] + sorted({
+        'type', '')).split('.')[-1], 'Knowledge Distillation'] + sorted({
             str(loss.get('type')).split('.')[-1]
             for loss in cfg.model.get('distill_losses', {}).values()})
     head = ''
@@ -162,16 +143,13 @@ def metafile_entry(cfg, name: str, weights: str, released_config: str,
     metadata.update({'Parameters': complexity['params'],
                      'FLOPs': complexity['flops'],
                      'Input Shape': list(complexity['input_shape'])})
-    if is_distiller_cfg(cfg):
-        metadata['Student'] = dict(Config=_source_ref(cfg.model.student))
-        teacher = dict(Config=_source_ref(cfg.model.teacher))
-        if cfg.model.get('teacher_ckpt'):
-            teacher['Weights'] = cfg.model.teacher_ckpt
-        if teacher_metrics:
-            teacher['Metrics'] = _points(teacher_metrics)
-        metadata['Teacher'] = teacher
-    if source_config:
-        metadata['Training Config'] = source_config
+    metadata['Student'] = dict(Config=_source_ref(cfg.model.student))
+    teacher = metadata['Teacher'] = dict(
+        Config=_source_ref(cfg.model.teacher))
+    if cfg.model.get('teacher_ckpt'):
+        teacher['Weights'] = cfg.model.teacher_ckpt
+    if teacher_metrics:
+        teacher['Metrics'] = _points(teacher_metrics)
     evaluator = cfg.get('test_evaluator') or cfg.get('val_evaluator') or {}
     if isinstance(evaluator, list):
         evaluator = evaluator[0] if evaluator else {}
@@ -241,11 +219,14 @@ def publish(src: str, out_dir: str, config: Optional[str] = None,
             f'found {len(dumped)}; pass --config')
     cfg_path = config or dumped[0]
     cfg = load_config(cfg_path, where='--config')
+    if not {'student', 'teacher'} <= set(cfg.model):
+        raise MMRSKDError(f'{cfg_path}: not a distiller config (no '
+                          'model.student/teacher); only distilled students '
+                          'are released')
     name = name or osp.splitext(osp.basename(cfg_path))[0]
     os.makedirs(out_dir, exist_ok=True)
     raw = safe_load(ckpt_path)
-    weights = save_with_sha(release_checkpoint(raw, is_distiller_cfg(cfg)),
-                            out_dir, name)
+    weights = save_with_sha(student_checkpoint(raw), out_dir, name)
     released_cfg = student_config(cfg)
     released_config = osp.join(out_dir, f'{name}.py')
     released_cfg.dump(released_config)
@@ -273,7 +254,7 @@ def publish(src: str, out_dir: str, config: Optional[str] = None,
     entry = metafile_entry(
         cfg, name, weights_ref, osp.basename(released_config), metrics,
         teacher_metrics, complexity, collection,
-        log.log_files[0] if log.log_files else None, config)
+        log.log_files[0] if log.log_files else None)
     entry_path = osp.join(out_dir, f'{name}.metafile.yml')
     Path(entry_path).write_text(yaml.safe_dump(dict(Models=[entry]),
                                                sort_keys=False))

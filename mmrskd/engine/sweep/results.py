@@ -13,7 +13,6 @@ import glob
 import json
 import os
 import os.path as osp
-import re
 import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
@@ -25,6 +24,8 @@ from mmrskd.utils import MMRSKDError
 TEACHER_PREFIX = 'teacher/'
 # metric keys tried in this order when none is configured
 PREFERRED_METRICS = ('/mAP', '/bbox_mAP', 'mAP')
+# the YYYYMMDD_HHMMSS folder mmengine makes per start: sorted = chronological
+STAMP = '[0-9]' * 8 + '_' + '[0-9]' * 6
 
 
 @dataclasses.dataclass
@@ -43,12 +44,8 @@ class RunLog:
 def read_run_log(work_dir: str) -> RunLog:
     """Merge the scalars of every start of the run in ``work_dir``."""
     log = RunLog()
-    # mmengine names the folders YYYYMMDD_HHMMSS: sorted = chronological
-    for folder in sorted(glob.glob(osp.join(work_dir, '*_*'))):
-        stamp = osp.basename(folder)
-        if not re.fullmatch(r'\d{8}_\d{6}', stamp):
-            continue
-        log.log_files += glob.glob(osp.join(folder, f'{stamp}.log'))
+    for folder in sorted(glob.glob(osp.join(work_dir, STAMP))):
+        log.log_files += glob.glob(osp.join(folder, '*.log'))
         scalars = osp.join(folder, 'vis_data', 'scalars.json')
         if not osp.isfile(scalars):
             continue
@@ -64,12 +61,13 @@ def read_run_log(work_dir: str) -> RunLog:
             if 'lr' in record or any(k.startswith('loss') for k in record):
                 log.train[step] = record
                 continue
-            teacher = {k[len(TEACHER_PREFIX):]: v for k, v in record.items()
-                       if k.startswith(TEACHER_PREFIX)}
-            metrics = {k: v for k, v in record.items()
-                       if '/' in k and not k.startswith(TEACHER_PREFIX)}
-            for records, values in ((log.teacher, teacher),
-                                    (log.val, metrics)):
+            for records, values in (
+                    (log.teacher, {k[len(TEACHER_PREFIX):]: v
+                                   for k, v in record.items()
+                                   if k.startswith(TEACHER_PREFIX)}),
+                    (log.val, {k: v for k, v in record.items()
+                               if '/' in k and
+                               not k.startswith(TEACHER_PREFIX)})):
                 if values:
                     records[step] = values
     return log
@@ -87,9 +85,6 @@ def pick_metric(keys: List[str], metric: Optional[str] = None) -> str:
                               f'metrics: {", ".join(keys) or "none"} (pass '
                               'one of them as --metric)')
         return matches[0]
-    if not keys:
-        raise MMRSKDError('no validation metric was logged by any run; '
-                          'check val_cfg/val_evaluator in the configs')
     return next((k for suffix in PREFERRED_METRICS for k in keys
                  if k.endswith(suffix)), keys[0])
 
@@ -190,10 +185,10 @@ def setting_text(setting) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '|'.join('---' for _ in header) + '|']
-    lines += ['| ' + ' | '.join(map(str, row)) + ' |' for row in rows]
-    return '\n'.join(lines) + '\n'
+    """The one Markdown table writer of the sweep outputs and READMEs."""
+    return ''.join(['| ' + ' | '.join(header) + ' |\n',
+                    '|' + '---|' * len(header) + '\n'] + [
+        '| ' + ' | '.join(map(str, row)) + ' |\n' for row in rows])
 
 
 def result_rows(results: Sequence[RunResult]) -> (List[str], List[list]):
@@ -210,83 +205,49 @@ def result_rows(results: Sequence[RunResult]) -> (List[str], List[list]):
 
 
 def to_markdown(results: Sequence[RunResult]) -> str:
-    """The per-run table and, when seeds repeat a setting, mean ± std."""
+    """The per-run table (no work dirs) and, when seeds repeat a setting,
+    mean ± std."""
     header, rows = result_rows(results)
     digits = {'s/iter': 3, 'train s': 0}
-
-    def cell(name, value):
-        if isinstance(value, float):
-            return f'{value:.{digits.get(name, 4)}f}'
-        return '' if value is None else value
-
-    text = markdown_table(header[:-1], [
-        [cell(h, v) for h, v in zip(header, row)][:-1] for row in rows])
+    text = markdown_table(header[:-1], [[
+        f'{v:.{digits.get(h, 4)}f}' if isinstance(v, float) else
+        '' if v is None else v for h, v in zip(header, row[:-1])]
+        for row in rows])
     groups = group_by_setting(results)
     if all(len(g) == 1 for g in groups.values()):
         return text
-    lines = []
-    for (method, setting), group in groups.items():
-        stats = [mean_std(r.final for r in group),
-                 mean_std(r.best for r in group)]
-        lines.append([method, setting_text(setting) or '-', next(
-            (r.metric for r in group if r.metric), ''),
-            sum(r.final is not None for r in group)] + [
-            '' if m is None else f'{m:.4f} ± {s:.4f}' for m, s in stats])
+    lines = [[method, setting_text(setting) or '-', next(
+        (r.metric for r in group if r.metric), ''),
+        sum(r.final is not None for r in group)] + [
+        '' if m is None else f'{m:.4f} ± {s:.4f}' for m, s in (
+            mean_std(r.final for r in group), mean_std(r.best for r in group))]
+        for (method, setting), group in groups.items()]
     return text + '\nMean ± std over seeds:\n\n' + markdown_table(
         ['method', 'setting', 'metric', 'runs', 'final', 'best'], lines)
 
 
-def _plot_axis(results: Sequence[RunResult]) -> Optional[str]:
-    """The non-seed axis with numeric values and the most distinct ones."""
-    counts = {}
-    for axis in dict.fromkeys(k for r in results for k in r.setting):
-        values = [r.setting[axis] for r in results if axis in r.setting]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool)
-               for v in values) and len(set(values)) > 1:
-            counts[axis] = len(set(values))
-    return max(counts, key=counts.get, default=None)
-
-
 def plot_results(results: Sequence[RunResult], path: str):
-    """The final metric, mean ± std over seeds with the single runs as dots:
-    against the numeric non-seed axis with the most values, one line per
-    config and remaining setting; else one point per setting."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    axis = _plot_axis(results)
-    lines = {}
+    """The final metric of every setting, mean ± std over seeds with the
+    single runs as dots."""
+    from matplotlib.figure import Figure  # no pyplot: no GUI backend
+    fig = Figure(figsize=(7, 4.5), layout='tight')
+    ax = fig.subplots()
+    labels = []
     for (method, setting), group in group_by_setting(results).items():
         finals = [r.final for r in group if r.final is not None]
-        if not finals or (axis and axis not in dict(setting)):
-            continue
-        rest = [(k, v) for k, v in setting if k != axis]
-        label = method + ''.join(f', {k}={name_value(v)}' for k, v in rest)
-        x = dict(setting)[axis] if axis else len(lines)
-        lines.setdefault(label, []).append((x, finals))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for label, points in lines.items():
-        points.sort(key=lambda point: point[0])
-        stats = [mean_std(finals) for _, finals in points]
-        drawn = ax.errorbar([x for x, _ in points], [m for m, _ in stats],
-                            yerr=[s for _, s in stats], marker='o',
-                            capsize=3, label=label)
-        for x, finals in points:
-            ax.scatter([x] * len(finals), finals, s=8, alpha=0.4,
+        if finals:
+            mean, std = mean_std(finals)
+            drawn = ax.errorbar([len(labels)], [mean], yerr=[std],
+                                marker='o', capsize=3)
+            ax.scatter([len(labels)] * len(finals), finals, s=8, alpha=0.4,
                        color=drawn[0].get_color())
-    if axis:
-        ax.set_xlabel(axis)
-        if lines:
-            ax.legend(fontsize='small')
-    else:
-        ax.set_xticks(range(len(lines)), list(lines), fontsize='x-small',
-                      rotation=30, ha='right')
+            labels.append(f'{method} {setting_text(setting)}'.strip())
+    ax.set_xticks(range(len(labels)), labels, fontsize='x-small',
+                  rotation=30, ha='right')
     metrics = sorted({r.metric for r in results if r.metric})
     ax.set_ylabel(f'{" / ".join(metrics) or "metric"} (final)')
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def write_results(results: Sequence[RunResult], out_dir: str,
@@ -298,8 +259,7 @@ def write_results(results: Sequence[RunResult], out_dir: str,
              for ext in ('csv', 'md', 'png')}
     header, rows = result_rows(results)
     with open(paths['csv'], 'w', newline='') as f:
-        csv.writer(f).writerows([header] + [
-            ['' if v is None else v for v in row] for row in rows])
+        csv.writer(f).writerows([header, *rows])  # None is written as ''
     Path(paths['md']).write_text(to_markdown(results))
     plot_results(results, paths['png'])
     return paths

@@ -11,18 +11,17 @@ and ``<!-- kd-gain:end -->``: the paired-gain tables of
 import collections
 import dataclasses
 import glob
-import hashlib
 import json
+import math
 import os
 import os.path as osp
 import re
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-import mmengine
+from mmengine.registry import init_default_scope
 
 from mmrskd.engine.sweep.executor import read_manifest
-from mmrskd.engine.sweep.grid import SweepRun
 from mmrskd.engine.sweep.results import (RunResult, collect_results,
                                          group_by_setting, markdown_table,
                                          mean_std, setting_text)
@@ -34,7 +33,6 @@ from mmrskd.utils.config import load_config, mmrskd_config_dir
 
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 KD_GAIN_START, KD_GAIN_END = '<!-- kd-gain:start -->', '<!-- kd-gain:end -->'
-COMPLEXITY_CACHE = 'complexity.json'
 
 Stat = collections.namedtuple('Stat', 'mean std count')
 
@@ -90,55 +88,31 @@ def load_sweeps(sweep_dirs: Sequence[str], metric: Optional[str] = None
     """The results of every run in the manifests of ``sweep_dirs``."""
     results = []
     for sweep_dir in sweep_dirs:
-        manifest = read_manifest(sweep_dir)
-        runs = []
-        for record in manifest['runs'].values():
-            run = SweepRun.from_dict(record)
-            config = record.get('config_path', run.config)
-            # a run's work dir is <sweep dir>/<name>, wherever that is now
-            runs.append(dataclasses.replace(
-                run, config=config if osp.exists(config) else run.config,
-                work_dir=osp.join(sweep_dir, run.name)))
-        results += collect_results(runs, metric or manifest.get('metric'))
+        runs, sweep_metric = read_manifest(sweep_dir)
+        results += collect_results(runs, metric or sweep_metric)
     return results
 
 
-class ComplexityCache:
-    """Params/FLOPs by model config and input shape, kept in a JSON file
-    (None: in memory only), since counting FLOPs builds the model."""
-
-    def __init__(self, path: Optional[str]):
-        self.path = path
-        self.data = mmengine.load(path) if path and osp.isfile(path) else {}
-
-    def get(self, cfg) -> Optional[dict]:
-        """``params``, ``flops`` and ``input_shape`` of what ``cfg``
-        deploys; None without a test Resize scale."""
-        from mmengine.registry import init_default_scope
-        shape = test_input_shape(cfg)
-        if shape is None:
-            return None
-        model = deployed_model_cfg(cfg)
-        key = hashlib.sha256(json.dumps([model.to_dict(), shape],
-                                        sort_keys=True, default=repr)
-                             .encode()).hexdigest()
-        if key not in self.data:
-            init_default_scope(cfg.get('default_scope', 'mmrskd'))
-            info = model_complexity(model, shape)
-            self.data[key] = dict(info, input_shape=list(info['input_shape']))
-            if self.path:
-                mmengine.dump(self.data, self.path, indent=2)
-        return self.data[key]
+def complexity(cfg, memo: dict) -> dict:
+    """``params``, ``flops`` and ``input_shape`` of what ``cfg`` deploys
+    ({} without a test Resize scale), counted once per model and shape in
+    ``memo``, since counting FLOPs builds the model."""
+    shape = test_input_shape(cfg)
+    if shape is None:
+        return {}
+    model = deployed_model_cfg(cfg)
+    key = json.dumps([model.to_dict(), shape], sort_keys=True, default=repr)
+    if key not in memo:
+        init_default_scope(cfg.get('default_scope', 'mmrskd'))
+        memo[key] = model_complexity(model, shape)
+    return memo[key]
 
 
-def benchmark_rows(results: Sequence[RunResult],
-                   complexity: Optional[ComplexityCache] = None
-                   ) -> List[BenchmarkRow]:
+def benchmark_rows(results: Sequence[RunResult]) -> List[BenchmarkRow]:
     """One row per distillation setting found in ``results``; the student
     and teacher rows come from the runs of the configs that the distiller
     names, with the same values on the axes they share."""
-    complexity = complexity or ComplexityCache(None)
-    cfgs, rows = {}, []
+    cfgs, rows, memo = {}, [], {}
     for (method, setting), group in group_by_setting(results).items():
         run = group[0].run
         if run.config not in cfgs:
@@ -161,7 +135,7 @@ def benchmark_rows(results: Sequence[RunResult],
                         if k in setting)]
 
         students = runs_of('student')
-        info = complexity.get(cfg) or {}
+        info = complexity(cfg, memo)
         rows.append(BenchmarkRow(
             osp.realpath(run.config), method, tuple(setting.items()), metric,
             stat_of(r.final for r in done),
@@ -175,18 +149,14 @@ def benchmark_rows(results: Sequence[RunResult],
     return rows
 
 
-def format_number(value, sign=False, digits=1):
-    """``value`` with ``digits`` decimals (``sign``: always signed); ``-``
-    for None, ``∞``/``-∞`` for infinities."""
+def format_number(value, sign=False, digits=1, unit=1.0):
+    """``value / unit`` with ``digits`` decimals (``sign``: always signed);
+    ``-`` for None, ``∞``/``-∞`` for infinities."""
     if value is None:
         return '-'
-    if value in (float('inf'), float('-inf')):
+    if math.isinf(value):
         return '∞' if value > 0 else '-∞'
-    return f'{value:+.{digits}f}' if sign else f'{value:.{digits}f}'
-
-
-def _scaled(value, digits: int, unit: float = 1.0, prefix: str = '') -> str:
-    return '-' if value is None else prefix + f'{value / unit:.{digits}f}'
+    return f'{value / unit:{"+" if sign else ""}.{digits}f}'
 
 
 def render_table(rows: Sequence[BenchmarkRow], base_dir: str = '.',
@@ -208,11 +178,14 @@ def render_table(rows: Sequence[BenchmarkRow], base_dir: str = '.',
         setting_text(row.setting) or '-',
         row.distilled.count if row.distilled else 0, row.metric or '-',
         metric(row.teacher), metric(row.student), metric(row.distilled),
-        '-' if row.gain is None else f'{100 * row.gain:+.{digits}f}',
-        _scaled(row.params, 2, 1e6), _scaled(row.flops, 2, 1e9),
+        format_number(row.gain, True, digits, unit=0.01),
+        format_number(row.params, digits=2, unit=1e6),
+        format_number(row.flops, digits=2, unit=1e9),
         '×'.join(map(str, row.input_shape or ())) or '-',
-        _scaled(row.kd_time, 3), _scaled(row.student_time, 3),
-        _scaled(row.overhead, 2, prefix='×')] for row in rows])
+        format_number(row.kd_time, digits=3),
+        format_number(row.student_time, digits=3),
+        '-' if row.overhead is None else f'×{row.overhead:.2f}']
+        for row in rows])
 
 
 def slot_rows(folder: str, rows: Sequence[BenchmarkRow]
