@@ -20,8 +20,9 @@ import pytest
 
 from mmrskd.engine.sweep import (SweepRun, expand_grid, load_sweep_file,
                                  read_run_log)
-from mmrskd.engine.sweep.executor import (BUSY, PENDING, RESUME, SKIPPED,
-                                          STALE, SweepProgress, run_status,
+from mmrskd.engine.sweep.executor import (BUSY, DONE, PENDING, RESUME,
+                                          SKIPPED, STALE, SweepExecutor,
+                                          SweepProgress, run_status,
                                           training_progress, write_state)
 from mmrskd.engine.sweep.grid import short_axis_names
 from mmrskd.engine.sweep.launch import LaunchOptions, train_command
@@ -305,6 +306,29 @@ def test_run_status_from_state_and_checkpoint(tmp_path):
     write_state(work_dir, status='failed')
     os.remove(ckpt)
     assert run_status(work_dir, 'a') == PENDING
+
+
+def test_a_run_finished_by_another_sweep_process_is_not_trained_again(
+        tmp_path):
+    # the fake train script of run a0 finishes run a1 as a second sweep
+    # process would; this process must then skip a1 instead of training it
+    script = tmp_path / 'train.py'
+    script.write_text(
+        'import sys\n'
+        'from mmrskd.engine.sweep.executor import write_state\n'
+        'work_dir = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'open(work_dir + "/trained", "w").close()\n'
+        'if work_dir.endswith("a=0"):\n'
+        '    write_state(work_dir[:-1] + "1", status="done")\n')
+    (tmp_path / 'c.py').write_text('a = 0\n')
+    sweep = expand_grid(dict(configs=[str(tmp_path / 'c.py')],
+                             grid={'a': [0, 1]}), str(tmp_path / 'w'))
+    statuses = SweepExecutor(sweep, LaunchOptions(
+        train_script=str(script))).run()
+    assert list(statuses.values()) == [DONE, SKIPPED]
+    first, second = (run.work_dir for run in sweep.runs)
+    assert osp.isfile(osp.join(first, 'trained'))
+    assert not osp.isfile(osp.join(second, 'trained'))
 
 
 def test_progress_lines_and_training_progress():

@@ -287,9 +287,15 @@ class SweepExecutor:
         progress = SweepProgress(statuses)
         try:
             for run in self.runs:
-                if statuses[run.name] not in (SKIPPED, BUSY):
-                    statuses[run.name] = self._train(
-                        run, statuses[run.name], progress)
+                if statuses[run.name] in (SKIPPED, BUSY):
+                    continue
+                # another sweep process may have taken or finished it since
+                now = run_status(run.work_dir, self.fingerprints[run.name])
+                if now in (SKIPPED, BUSY):
+                    statuses[run.name] = now
+                    continue
+                statuses[run.name] = self._train(run, statuses[run.name],
+                                                 progress)
         finally:
             progress.close()
         return statuses
