@@ -5,8 +5,8 @@ import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmrskd.models.losses.utils import (MultiLevelTensor, check_positive,
-                                        pair_levels)
+from mmrskd.models.losses.utils import (MultiLevelTensor, check_choice,
+                                        check_positive, pair_levels)
 from mmrskd.models.utils import featmap_stride, rasterize_gt_boxes
 from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError
@@ -89,16 +89,11 @@ free, or :math:`\hat D_n = D_n` (``'none'``),
         super().__init__()
         check_positive(type(self).__name__, 'temperature', temperature)
         self.temperature = temperature
-        if discrepancy_norm not in self.DISCREPANCY_NORMS:
-            raise MMRSKDError(
-                f'{type(self).__name__}: discrepancy_norm='
-                f'{discrepancy_norm!r}; choose one of '
-                f'{self.DISCREPANCY_NORMS}')
+        name = type(self).__name__
+        check_choice(name, 'discrepancy_norm', discrepancy_norm,
+                     self.DISCREPANCY_NORMS)
+        check_choice(name, 'feature_norm', feature_norm, self.FEATURE_NORMS)
         self.discrepancy_norm = discrepancy_norm
-        if feature_norm not in self.FEATURE_NORMS:
-            raise MMRSKDError(
-                f'{type(self).__name__}: feature_norm={feature_norm!r}; '
-                f'choose one of {self.FEATURE_NORMS}')
         self.feature_norm = feature_norm
         self.fg_prior = fg_prior
         self.min_one_cell = min_one_cell

@@ -70,15 +70,13 @@ class LTDTASDLoss(nn.Module):
             ``weight_temperature`` is :math:`t_w` of the teacher-softmax row
             weights, None weights every row 1. Defaults to LTD's four.
         reg_max (int): largest bin of the box distributions. Defaults to 16.
-        prior_generator (dict): priors for the regions, one set per head
-            level. Defaults to GFL's ``8 * stride`` squares.
-        topk (int): ATSS candidates per level (``'pos'``). Defaults to 9.
-        vlr_assigner (dict): the ``'vlr'`` assigner. Defaults to
-            ``VLRAssigner(topk=9, iou_mode='diou', lower_ratio=0.25)``.
-        score_ratio (float): threshold ratio of ``'teacher_score'``.
-            Defaults to 0.5.
         avg_factor (float): divisor of each level's sum. Defaults to 16
             (the authors' code).
+        **region_cfg: ``prior_generator``, ``topk``, ``vlr_assigner`` and
+            ``score_ratio`` of the
+            :class:`~mmrskd.models.task_modules.TASDRegionAssigner` (its
+            defaults: GFL's ``8 * stride`` priors, ATSS top-9, LD's VLR,
+            0.5).
     """
 
     TASKS = ('reg', 'cls')
@@ -88,18 +86,8 @@ class LTDTASDLoss(nn.Module):
     def __init__(self,
                  terms: Dict[str, dict] = LTD_TERMS,
                  reg_max: int = 16,
-                 prior_generator: dict = dict(
-                     type='mmdet.AnchorGenerator',
-                     ratios=[1.0],
-                     octave_base_scale=8,
-                     scales_per_octave=1,
-                     strides=[8, 16, 32, 64, 128]),
-                 topk: int = 9,
-                 vlr_assigner: dict = dict(
-                     type='VLRAssigner', topk=9, iou_mode='diou',
-                     lower_ratio=0.25),
-                 score_ratio: float = 0.5,
-                 avg_factor: float = 16.0):
+                 avg_factor: float = 16.0,
+                 **region_cfg):
         super().__init__()
         name = type(self).__name__
         if not terms:
@@ -112,9 +100,8 @@ class LTDTASDLoss(nn.Module):
         self.term_names = tuple(self.terms)
         self.reg_max = reg_max
         self.avg_factor = float(avg_factor)
-        self.region_assigner = TASK_UTILS.build(dict(
-            type='TASDRegionAssigner', prior_generator=prior_generator,
-            topk=topk, vlr_assigner=vlr_assigner, score_ratio=score_ratio))
+        self.region_assigner = TASK_UTILS.build(
+            dict(type='TASDRegionAssigner', **region_cfg))
         self.num_base_priors = self.region_assigner.num_base_priors
         self.divergences = nn.ModuleDict({
             term: MODELS.build(
