@@ -7,9 +7,10 @@ CPU-sized detector pair) this trains, with ``tools/sweep.py``'s engine
 * the teacher, once (seed 0);
 * per seed of the split: the student alone, the method and the classic
   baseline, all on the student's schedule (a pair's ``cfg_options`` change
-  it for every arm alike, ``teacher_cfg_options`` the teacher's). A distilled run and the student
-  alone of one seed share the student's init and data order
-  (``SingleTeacherDistiller`` builds everything else from a forked RNG).
+  it for every arm alike, ``teacher_cfg_options`` the teacher's). A
+  distilled run and the student alone of one seed share the student's init
+  and data order (``SingleTeacherDistiller`` builds everything else from a
+  forked RNG).
 
 and writes ``benchmarks/results/kd_gain.json`` (``kd_gain_tune.json`` for
 the tuning seeds, so they never pass for the table): per pair the metric, the
@@ -187,31 +188,31 @@ def ordered_runs(teacher, arms, seeds):
 
 
 def data_spec(pair):
-    """``(format, {split: images})`` of a pair's ``data`` entry: ``splits``
-    sizes each split (e.g. a large val split, so that evaluation noise does
-    not hide a gain); ``num_images`` alone keeps the format's fractions."""
+    """What a pair's synthetic set is: ``dict(format, splits, num_images)``.
+    ``data.splits`` sizes each split (e.g. a large val split, so that
+    evaluation noise does not hide a gain); ``data.num_images`` alone keeps
+    the format's fractions (``splits`` then empty)."""
     data = pair['data']
     splits = dict(data.get('splits') or {})
-    return data['format'], splits
+    return dict(format=data['format'], splits=splits,
+                num_images=sum(splits.values()) or int(data['num_images']))
 
 
 def data_root(pair, work_dir):
     """Where the pair's synthetic set lives: one folder per data spec, so
     that pairs with the same spec share it and no other set is reused."""
-    fmt, splits = data_spec(pair)
-    sizes = '_'.join(f'{name}{count}' for name, count in splits.items()) \
-        or str(pair['data']['num_images'])
-    return osp.join(work_dir, 'data', f'{fmt}_{sizes}')
+    spec = data_spec(pair)
+    sizes = '_'.join(f'{name}{count}'
+                     for name, count in spec['splits'].items())
+    return osp.join(work_dir, 'data',
+                    f'{spec["format"]}_{sizes or spec["num_images"]}')
 
 
 def ensure_data(pair, root):
     """Generate the pair's synthetic set (in the real on-disk format) when
     it is missing; a set written for another spec is refused."""
     from mmrskd.datasets.synthetic import generate
-    fmt, splits = data_spec(pair)
-    spec = dict(format=fmt, splits=splits,
-                num_images=sum(splits.values()) or
-                int(pair['data']['num_images']))
+    spec = data_spec(pair)
     stamp = osp.join(root, DATA_STAMP)
     if osp.isfile(stamp):
         with open(stamp) as f:
@@ -220,8 +221,8 @@ def ensure_data(pair, root):
             raise MMRSKDError(f'{stamp}: written for {written}, the spec asks '
                               f'for {spec}; delete {root} to regenerate it')
         return
-    generate(fmt, root, spec['num_images'], split_sizes=splits or None,
-             overwrite=True)
+    generate(spec['format'], root, spec['num_images'],
+             split_sizes=spec['splits'] or None, overwrite=True)
     atomic_write_bytes(json.dumps(spec).encode(), stamp)
 
 
@@ -384,8 +385,9 @@ def main(argv=None):
                   'resume', file=sys.stderr)
             return 130
 
-    out = args.out or osp.join(RESULTS, 'kd_gain.json' if args.split ==
-                               REPORTED_SPLIT else f'kd_gain_{args.split}.json')
+    out = args.out or osp.join(
+        RESULTS, 'kd_gain.json' if args.split == REPORTED_SPLIT else
+        f'kd_gain_{args.split}.json')
     record = previous_record(out, args.split, seeds)
     record.update(commit=commit())
     for name, (teacher, arms) in layout.items():
