@@ -329,6 +329,11 @@ def test_a_run_finished_by_another_sweep_process_is_not_trained_again(
     first, second = (run.work_dir for run in sweep.runs)
     assert osp.isfile(osp.join(first, 'trained'))
     assert not osp.isfile(osp.join(second, 'trained'))
+    # --force retrains both, the one finished meanwhile too
+    statuses = SweepExecutor(sweep, LaunchOptions(train_script=str(script)),
+                             force=True).run()
+    assert list(statuses.values()) == [DONE, DONE]
+    assert osp.isfile(osp.join(sweep.runs[1].work_dir, 'trained'))
 
 
 def test_progress_lines_and_training_progress():

@@ -256,15 +256,17 @@ class SweepExecutor:
         self.fingerprints = {run.name: run_fingerprint(run)
                              for run in self.runs}
 
+    def status(self, run: SweepRun) -> str:
+        """The run's status now; with ``force`` only a busy run is left
+        alone."""
+        status = run_status(run.work_dir, self.fingerprints[run.name])
+        if self.force and status != BUSY and osp.isdir(run.work_dir):
+            status = PENDING
+        return status
+
     def statuses(self) -> Dict[str, str]:
         """Each selected run's status before anything is trained."""
-        statuses = {}
-        for run in self.runs:
-            status = run_status(run.work_dir, self.fingerprints[run.name])
-            if self.force and status != BUSY and osp.isdir(run.work_dir):
-                status = PENDING
-            statuses[run.name] = status
-        return statuses
+        return {run.name: self.status(run) for run in self.runs}
 
     def plan(self) -> List[dict]:
         """What a call would do: name, status and command of each run."""
@@ -290,7 +292,7 @@ class SweepExecutor:
                 if statuses[run.name] in (SKIPPED, BUSY):
                     continue
                 # another sweep process may have taken or finished it since
-                now = run_status(run.work_dir, self.fingerprints[run.name])
+                now = self.status(run)
                 if now in (SKIPPED, BUSY):
                     statuses[run.name] = now
                     continue
