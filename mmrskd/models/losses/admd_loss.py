@@ -29,9 +29,9 @@ class ADMDLoss(nn.Module):
         \quad (\text{detached}), \qquad
         M_n = HW\, \mathrm{softmax}_{hw}(\hat D_n / \tau),
 
-with :math:`\hat D_n = D_n / \overline{D_n}` (the image's mean
-discrepancy, ``discrepancy_norm='mean'``) so that :math:`\tau` is scale
-free, or :math:`\hat D_n = D_n` (``'none'``),
+    with :math:`\hat D_n = D_n / \overline{D_n}` (the image's mean
+    discrepancy, ``discrepancy_norm='mean'``) so that :math:`\tau` is scale
+    free, or :math:`\hat D_n = D_n` (``'none'``);
 
     optionally :math:`M \leftarrow M (1 + G)` with :math:`G` the GT-box
     foreground mask of the level (horizontal, rotated or quadrilateral boxes,
