@@ -21,9 +21,11 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def build_loss(**kwargs):
-    """The raw-discrepancy loss unless ``discrepancy_norm`` is given, so the
-    hand computations below stay in the units of the squared error."""
+    """The raw-discrepancy, level-summed loss unless ``discrepancy_norm`` or
+    ``level_norm`` is given, so the hand computations below stay in the
+    units of the squared error."""
     kwargs.setdefault('discrepancy_norm', 'none')
+    kwargs.setdefault('level_norm', 'none')
     return MODELS.build(dict(type='ADMDLoss', **kwargs))
 
 
@@ -295,3 +297,45 @@ def test_channel_feature_norm_standardises_both_sides_by_hand():
     assert normed(preds_S, flipped).item() == pytest.approx(4.0, rel=1e-4)
     with pytest.raises(MMRSKDError, match="feature_norm='batch' is not"):
         build_loss(feature_norm='batch')
+
+
+def test_teacher_level_norm_divides_each_image_by_its_energy_by_hand():
+    # the two-position pair: T^2 has mean (1 + 0 + 1 + 4) / 4 = 1.5, so the
+    # raw loss (2 + 4e) / (1 + e) is divided by 1.5
+    preds_S, preds_T = two_position_pair()
+    e = math.e
+    loss = build_loss(level_norm='teacher')(preds_S, preds_T)
+    assert loss.item() == pytest.approx((2 + 4 * e) / (1 + e) / 1.5,
+                                        rel=1e-5)
+    assert MODELS.build(dict(type='ADMDLoss')).level_norm == 'teacher'
+
+
+def test_teacher_level_norm_makes_levels_count_alike():
+    # two levels, the second 30x the first in scale, errors in proportion:
+    # summed raw, the second is 900x the first; normalised, they are equal
+    torch.manual_seed(0)
+    preds_T = torch.randn(2, 3, 4, 4)
+    preds_S = preds_T + 0.1 * torch.randn(2, 3, 4, 4)
+    # (the mean-normalised mask is the same on both scales)
+    normed = build_loss(level_norm='teacher', discrepancy_norm='mean')
+    raw = build_loss(discrepancy_norm='mean')
+    low = normed([preds_S], [preds_T])
+    both = normed([preds_S, 30 * preds_S], [preds_T, 30 * preds_T])
+    assert both.item() == pytest.approx(2 * low.item(), rel=1e-4)
+    assert raw([30 * preds_S], [30 * preds_T]).item() == pytest.approx(
+        900 * raw([preds_S], [preds_T]).item(), rel=1e-4)
+    with pytest.raises(MMRSKDError, match="level_norm='batch' is not"):
+        build_loss(level_norm='batch')
+
+
+def test_reduces_to_pkd_with_a_flat_mask_on_standardised_features():
+    # feature_norm='channel' is PKD's per-image standardisation; with a flat
+    # mask and no level norm the loss is C x the mean squared error, which
+    # PKD halves: loss_weight 1 / (2 C) makes the two equal
+    torch.manual_seed(0)
+    preds_S = [torch.randn(2, 8, 6, 6), torch.randn(2, 8, 3, 3)]
+    preds_T = [2 * torch.randn(2, 8, 6, 6) + 1, torch.randn(2, 8, 3, 3)]
+    admd = build_loss(feature_norm='channel', temperature=1e9,
+                      loss_weight=1 / 16)
+    pkd = MODELS.build(dict(type='PKDLoss'))
+    torch.testing.assert_close(admd(preds_S, preds_T), pkd(preds_S, preds_T))
