@@ -23,7 +23,7 @@ import hashlib
 import json
 import os.path as osp
 import re
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -101,7 +101,8 @@ def parse_nwpu_txt(path: str,
 def make_nwpu_split(
     positive_ids: Sequence[str],
     negative_ids: Sequence[str],
-    ratios: Tuple[float, float, float] = (0.6, 0.2, 0.2)
+    ratios: Tuple[float, float, float] = (0.6, 0.2, 0.2),
+    sizes: Optional[Tuple[int, int, int]] = None
 ) -> Dict[str, Dict[str, List[str]]]:
     """A deterministic train/val/test split of NWPU VHR-10.
 
@@ -117,23 +118,57 @@ def make_nwpu_split(
         positive_ids (Sequence[str]): ids of ``positive image set``.
         negative_ids (Sequence[str]): ids of ``negative image set``.
         ratios (tuple[float]): train, val and test fractions.
+        sizes (tuple[int], optional): exact train, val and test image
+            counts instead of ``ratios``, adding up to all images; the
+            positive images are shared out in proportion (largest
+            remainders), the negative ones fill each split up.
 
     Returns:
         dict: ``{split: {'positive': ids, 'negative': ids}}``, ids sorted.
     """
+    if sizes is None:
+        counts = {image_set: _ratio_counts(len(ids), ratios)
+                  for image_set, ids in zip(IMAGE_SETS,
+                                            (positive_ids, negative_ids))}
+    else:
+        total = len(positive_ids) + len(negative_ids)
+        if sum(sizes) != total or min(sizes) < 0:
+            raise MMRSKDError(f'sizes={tuple(sizes)}: need non-negative '
+                              f'counts adding up to the {total} images')
+        positive = _apportion(len(positive_ids), sizes)
+        counts = dict(positive=positive,
+                      negative=[n - p for n, p in zip(sizes, positive)])
     split = {name: {} for name in SPLIT_NAMES}
     for image_set, ids in zip(IMAGE_SETS, (positive_ids, negative_ids)):
         ordered = sorted(
             ids,
             key=lambda i: hashlib.sha1(
                 f'nwpu_vhr10/{image_set}/{i}'.encode()).hexdigest())
-        num_train = int(len(ordered) * ratios[0] + 0.5)
-        num_val = int(len(ordered) * ratios[1] + 0.5)
-        parts = (ordered[:num_train], ordered[num_train:num_train + num_val],
-                 ordered[num_train + num_val:])
-        for name, part in zip(SPLIT_NAMES, parts):
-            split[name][image_set] = sorted(part)
+        ends = np.cumsum(counts[image_set])
+        starts = (0, *ends[:-1])
+        for name, start, end in zip(SPLIT_NAMES, starts, ends):
+            split[name][image_set] = sorted(ordered[start:end])
     return split
+
+
+def _ratio_counts(num: int, ratios: Tuple[float, float, float]) -> List[int]:
+    """Train and val by fraction (rounded half up), test the rest."""
+    num_train = int(num * ratios[0] + 0.5)
+    num_val = int(num * ratios[1] + 0.5)
+    return [num_train, num_val, num - num_train - num_val]
+
+
+def _apportion(num: int, sizes: Sequence[int]) -> List[int]:
+    """``num`` items shared out over bins in proportion to ``sizes`` by
+    largest remainders; no bin gets more than its size."""
+    total = sum(sizes)
+    quotas = [num * size / total if total else 0.0 for size in sizes]
+    counts = [int(quota) for quota in quotas]
+    by_remainder = sorted(range(len(sizes)),
+                          key=lambda k: counts[k] - quotas[k])
+    for k in by_remainder[:num - sum(counts)]:
+        counts[k] += 1
+    return counts
 
 
 @DATASETS.register_module()

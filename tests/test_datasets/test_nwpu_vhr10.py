@@ -142,6 +142,23 @@ def test_shipped_split_is_reproducible_and_complete():
     assert make_nwpu_split(positives[::-1], negatives[::-1]) == remade
 
 
+def test_split_by_sizes_keeps_the_hash_order_and_shares_out_positives():
+    positives = [f'{i:03d}' for i in range(1, 11)]
+    negatives = [f'{i:03d}' for i in range(1, 4)]
+    # 10 positives over sizes (3, 8, 2) of 13: quotas 2.31, 6.15, 1.54, so
+    # floors (2, 6, 1) and the largest remainder (test) gets the last one
+    split = make_nwpu_split(positives, negatives, sizes=(3, 8, 2))
+    assert [len(split[s]['positive']) for s in ('train', 'val', 'test')] \
+        == [2, 6, 2]
+    assert [len(split[s]['negative']) for s in ('train', 'val', 'test')] \
+        == [1, 2, 0]
+    # the same hash order as the ratio split: train is its prefix
+    by_ratio = make_nwpu_split(positives, negatives, ratios=(0.2, 0.6, 0.2))
+    assert split['train']['positive'] == by_ratio['train']['positive']
+    with pytest.raises(MMRSKDError, match=r'sizes=\(3, 8, 1\): .* 13 images'):
+        make_nwpu_split(positives, negatives, sizes=(3, 8, 1))
+
+
 def test_default_ann_file_is_the_shipped_split(tmp_path):
     write_nwpu(tmp_path, {'002': GT_004}, negatives=())
     # the shipped split's train positives start 002, 005: 002 loads, 005 is

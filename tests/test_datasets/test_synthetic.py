@@ -190,8 +190,29 @@ def test_split_sizes_replace_the_fractions(tmp_path):
                                                                  val=3))
     with pytest.raises(MMRSKDError, match=r"splits \['train', 'val'\]"):
         generate('dota', str(tmp_path / 'b'), 5, split_sizes=dict(train=5))
-    with pytest.raises(MMRSKDError, match='splits the images itself'):
+    with pytest.raises(MMRSKDError,
+                       match=r"splits \['train', 'val', 'test'\]"):
         generate('nwpu', str(tmp_path / 'c'), 2, split_sizes=dict(train=2))
+
+
+def test_nwpu_split_sizes_are_exact_and_share_out_the_positives(tmp_path):
+    records = generate('nwpu', str(tmp_path / 'nwpu'), 20, img_size=96,
+                       split_sizes=dict(train=6, val=12, test=2))
+    positives = sum(r['img_id'].startswith('positive') for r in records)
+    counts = {name: [0, 0] for name in ('train', 'val', 'test')}
+    for r in records:
+        counts[r['split']][r['img_id'].startswith('negative')] += 1
+    assert {k: sum(v) for k, v in counts.items()} == dict(train=6, val=12,
+                                                          test=2)
+    # positives by largest remainder of 6p/20, 12p/20, 2p/20
+    quotas = [n * positives / 20 for n in (6, 12, 2)]
+    shares = [int(q) for q in quotas]
+    for k in sorted(range(3), key=lambda k: shares[k] - quotas[k])[
+            :positives - sum(shares)]:
+        shares[k] += 1
+    assert [counts[s][0] for s in ('train', 'val', 'test')] == shares
+    split = json.load(open(tmp_path / 'nwpu' / 'nwpu_vhr10_split.json'))
+    assert sum(len(split['val'][s]) for s in split['val']) == 12
 
 
 def test_cli(tmp_path, capsys):

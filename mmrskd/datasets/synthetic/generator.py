@@ -42,24 +42,29 @@ def _resolve_classes(fmt: str, vocabulary: Sequence[str],
     return tuple(classes)
 
 
-def _split_names(num_images: int, splits,
+def _check_split_sizes(split_sizes, names, num_images):
+    if sorted(split_sizes) != sorted(names):
+        raise MMRSKDError(f'split_sizes={dict(split_sizes)}: name each '
+                          f'of the format\'s splits {list(names)} once')
+    if sum(split_sizes.values()) != num_images:
+        raise MMRSKDError(f'split_sizes={dict(split_sizes)} add up to '
+                          f'{sum(split_sizes.values())}, not '
+                          f'num_images={num_images}')
+
+
+def _split_names(num_images: int, writer,
                  split_sizes=None) -> List[Optional[str]]:
     """Split of each image index: consecutive blocks by fraction (or of the
-    sizes asked for), every split non-empty when there are enough images."""
+    sizes asked for), every split non-empty when there are enough images;
+    None throughout for a writer that splits the images itself."""
+    splits = writer.splits
     if not splits:
         if split_sizes:
-            raise MMRSKDError(f'split_sizes={dict(split_sizes)}: this format '
-                              'splits the images itself; leave it out')
+            _check_split_sizes(split_sizes, writer.sized_splits, num_images)
         return [None] * num_images
     names = [name for name, _ in splits]
     if split_sizes:
-        if sorted(split_sizes) != sorted(names):
-            raise MMRSKDError(f'split_sizes={dict(split_sizes)}: name each '
-                              f'of the format\'s splits {names} once')
-        if sum(split_sizes.values()) != num_images:
-            raise MMRSKDError(f'split_sizes={dict(split_sizes)} add up to '
-                              f'{sum(split_sizes.values())}, not '
-                              f'num_images={num_images}')
+        _check_split_sizes(split_sizes, names, num_images)
         return [name for name in names for _ in range(split_sizes[name])]
     counts = [int(num_images * fraction + 0.5) for _, fraction in splits]
     counts[-1] = max(0, num_images - sum(counts[:-1]))
@@ -103,7 +108,9 @@ def generate(fmt: str,
             already has some. Defaults to False.
         split_sizes (dict[str, int], optional): images per split, e.g.
             ``{'train': 120, 'val': 400}`` for a larger evaluation set; they
-            add up to ``num_images``. Defaults to the format's fractions.
+            add up to ``num_images``. NWPU shares its positive images out
+            over the splits in proportion. Defaults to the format's
+            fractions.
 
     Returns:
         list[dict]: one ground-truth record per image, exactly as written
@@ -133,7 +140,7 @@ def generate(fmt: str,
     area_objects = max(2, width * height // 8000)
     records = []
     for index, split in enumerate(
-            _split_names(num_images, writer.splits, split_sizes)):
+            _split_names(num_images, writer, split_sizes)):
         rng = np.random.default_rng([seed, index])
         count = 0
         if index % EMPTY_EVERY != EMPTY_EVERY - 1:
@@ -143,5 +150,5 @@ def generate(fmt: str,
                                       DIFFICULT_RATIO)
         records.append(
             writer.write(out_dir, index, split, image, objects, rng))
-    writer.finish(out_dir, records)
+    writer.finish(out_dir, records, split_sizes)
     return records

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 from xml.sax.saxutils import escape
 
 import cv2
@@ -26,7 +26,8 @@ import numpy as np
 from mmrskd.datasets.dior import DIORDataset
 from mmrskd.datasets.dota import DOTADataset
 from mmrskd.datasets.hrsc import HRSC_CLASS_NUMBERS, HRSC_CLASSES
-from mmrskd.datasets.nwpu_vhr10 import NWPU_CLASSES, make_nwpu_split
+from mmrskd.datasets.nwpu_vhr10 import (NWPU_CLASSES, SPLIT_NAMES,
+                                        make_nwpu_split)
 from mmrskd.datasets.synthetic.scene import SceneObject
 
 
@@ -70,6 +71,8 @@ class FormatWriter:
         default_classes (tuple[str]): a small, visually distinct subset.
         splits (tuple): ``(split name, fraction)`` in on-disk id order;
             empty when the writer splits the images itself.
+        sized_splits (tuple[str]): the splits such a writer can size as
+            asked (``split_sizes`` of :meth:`finish`).
         aspect (float): image height / width.
         default_size (int): image width when ``img_size`` is not given.
         max_objects (int): objects per image at most.
@@ -79,6 +82,7 @@ class FormatWriter:
     vocabulary: Tuple[str, ...] = ()
     default_classes: Tuple[str, ...] = ()
     splits: Tuple[Tuple[str, float], ...] = ()
+    sized_splits: Tuple[str, ...] = ()
     aspect = 1.0
     default_size = 256
     max_objects = 8
@@ -90,8 +94,11 @@ class FormatWriter:
         """Save image ``index`` and its annotation; return its record."""
         raise NotImplementedError
 
-    def finish(self, out_dir: str, records: List[dict]) -> None:
-        """Write the split files once every image is saved."""
+    def finish(self, out_dir: str, records: List[dict],
+               split_sizes: Optional[Mapping[str, int]] = None) -> None:
+        """Write the split files once every image is saved (with
+        ``split_sizes``, a writer of ``sized_splits`` makes them that big).
+        """
 
 
 class DOTAWriter(FormatWriter):
@@ -198,7 +205,7 @@ class DIORWriter(FormatWriter):
                 '<depth>3</depth></size>\n    <segmented>0</segmented>\n'
                 f'    {body}\n</annotation>\n')
 
-    def finish(self, out_dir, records):
+    def finish(self, out_dir, records, split_sizes=None):
         ids = {name: [r['img_id'] for r in records if r['split'] == name]
                for name, _ in self.splits}
         _write_id_lists(osp.join(out_dir, 'ImageSets', 'Main', '{}.txt'), ids)
@@ -270,7 +277,7 @@ class HRSCWriter(FormatWriter):
                     ann_path=ann_path, width=width, height=height,
                     instances=instances)
 
-    def finish(self, out_dir, records):
+    def finish(self, out_dir, records, split_sizes=None):
         ids = {name: [r['img_id'] for r in records if r['split'] == name]
                for name in ('train', 'val', 'test')}
         ids['trainval'] = ids['train'] + ids['val']
@@ -290,6 +297,7 @@ class NWPUWriter(FormatWriter):
     aspect = 0.8
     outputs = ('positive image set', 'negative image set', 'ground truth',
                'nwpu_vhr10_split.json')
+    sized_splits = SPLIT_NAMES
     SPLIT_FILE = 'nwpu_vhr10_split.json'
 
     def __init__(self):
@@ -318,11 +326,14 @@ class NWPUWriter(FormatWriter):
                     img_path=img_path, ann_path=ann_path, width=width,
                     height=height, instances=instances)
 
-    def finish(self, out_dir, records):
+    def finish(self, out_dir, records, split_sizes=None):
         ids = {s: [r['img_id'].split('_', 1)[1] for r in records
                    if r['img_id'].startswith(s)]
                for s in ('positive', 'negative')}
-        split = make_nwpu_split(ids['positive'], ids['negative'])
+        split = make_nwpu_split(
+            ids['positive'], ids['negative'],
+            sizes=None if not split_sizes else tuple(
+                split_sizes[name] for name in SPLIT_NAMES))
         lookup = {f'{image_set}_{i}': name
                   for name, sets in split.items()
                   for image_set, split_ids in sets.items()
