@@ -92,11 +92,14 @@ def test_shipped_spec_loads_and_pairs_every_paper_method(kd_gain):
     methods = {p['method'] for p in spec['pairs'].values()}
     assert methods == {'csakd', 'dked', 'admd', 'ltd'}
     assert not set(spec['seeds']['tune']) & set(spec['seeds']['heldout'])
-    teacher, arms = kd_gain.pair_runs(
-        'ltd_gfl_nwpu', spec['pairs']['ltd_gfl_nwpu'], [100, 101], '/tmp/w')
+    pair = spec['pairs']['ltd_gfl_nwpu']
+    teacher, arms = kd_gain.pair_runs('ltd_gfl_nwpu', pair, [100, 101],
+                                      '/tmp/w')
     assert set(arms) == {'student', 'ltd', 'pkd'}
+    # the teacher's last epoch, as its cfg_options set it
+    epochs = pair['teacher_cfg_options']['train_cfg.max_epochs']
     assert arms['ltd'][100].cfg_options['model.teacher_ckpt'] == osp.join(
-        teacher.work_dir, 'epoch_12.pth')
+        teacher.work_dir, f'epoch_{epochs}.pth')
     assert 'model.teacher_ckpt' not in arms['student'][100].cfg_options
     order = kd_gain.ordered_runs(teacher, arms, [100, 101])
     assert order[0] is teacher
