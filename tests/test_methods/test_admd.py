@@ -310,6 +310,27 @@ def test_teacher_level_norm_divides_each_image_by_its_energy_by_hand():
     assert MODELS.build(dict(type='ADMDLoss')).level_norm == 'teacher'
 
 
+def test_teacher_level_norm_is_floored_on_an_all_zero_teacher_level():
+    # T = 0, S = [1, 3] at two positions: the teacher's energy 0 is floored
+    # at 1% of the student's, 0.01 * (1 + 9) / 2 = 0.05; the mean-normalised
+    # discrepancy [0.2, 1.8] gives the mask 2 softmax([0.2, 1.8])
+    preds_S = torch.tensor([[[[1., 3.]]]])
+    preds_T = torch.zeros(1, 1, 1, 2)
+    w0, w1 = math.exp(0.2), math.exp(1.8)
+    mask = [2 * w0 / (w0 + w1), 2 * w1 / (w0 + w1)]
+    expected = (mask[0] * 1 + mask[1] * 9) / 0.05 / 2
+    loss = build_loss(level_norm='teacher', discrepancy_norm='mean')(
+        preds_S, preds_T)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    # in fp16 (AMP) the gradient reaching the student stays finite
+    half_S = torch.full((1, 1, 1, 1), 0.5, dtype=torch.float16,
+                        requires_grad=True)
+    build_loss(level_norm='teacher')(
+        half_S, torch.zeros(1, 1, 1, 1, dtype=torch.float16)).backward()
+    # 2 * 0.5 / max(0.01 * 0.25, 1e-4) = 400
+    assert half_S.grad.item() == pytest.approx(400, rel=1e-3)
+
+
 def test_teacher_level_norm_makes_levels_count_alike():
     # two levels, the second 30x the first in scale, errors in proportion:
     # summed raw, the second is 900x the first; normalised, they are equal

@@ -43,7 +43,9 @@ class ADMDLoss(nn.Module):
 
     with :math:`E_{ln} = \frac{1}{C H_l W_l} \sum_{c,h,w} T_{nchw}^2` the
     teacher's mean energy on level :math:`l` of image :math:`n`
-    (detached, ``level_norm='teacher'``), or :math:`E_{ln} = 1` (``'none'``).
+    (detached, ``level_norm='teacher'``; floored at 1% of the student's and
+    at 1e-4, so that an all-zero teacher level gives a bounded loss), or
+    :math:`E_{ln} = 1` (``'none'``).
 
     :math:`M` has mean 1 over the positions of an image, so the mask
     redistributes the plain feature loss instead of shrinking it. The
@@ -92,6 +94,8 @@ class ADMDLoss(nn.Module):
     DISCREPANCY_NORMS = ('mean', 'none')
     FEATURE_NORMS = ('none', 'channel')
     LEVEL_NORMS = ('teacher', 'none')
+    STUDENT_ENERGY_FLOOR = 1e-2
+    MIN_ENERGY = 1e-4
 
     def __init__(self,
                  temperature: float = 1.0,
@@ -146,11 +150,23 @@ class ADMDLoss(nn.Module):
             num_imgs, _, height, width = sq_error.shape
             per_image = (mask * sq_error).flatten(1).sum(1)
             if self.level_norm == 'teacher':
-                # eps: an all-zero teacher level leaves the loss finite
-                per_image = per_image / (
-                    pred_T.detach().flatten(1).pow(2).mean(1) + 1e-6)
+                per_image = per_image / self._level_energy(pred_S, pred_T)
             loss = loss + per_image.sum() / (num_imgs * height * width)
         return self.loss_weight * loss
+
+    @staticmethod
+    @torch.no_grad()
+    def _level_energy(pred_S: Tensor, pred_T: Tensor) -> Tensor:
+        """:math:`E_{ln}` ``(N,)``: the teacher's mean squared feature per
+        image, floored at ``STUDENT_ENERGY_FLOOR`` of the student's and at
+        ``MIN_ENERGY``. The floors change nothing while the teacher's level
+        holds any signal; on a near-zero teacher level they keep the
+        relative error (and its gradient, which can be fp16 under AMP)
+        bounded instead of dividing by zero."""
+        energy_T = pred_T.flatten(1).pow(2).mean(1)
+        energy_S = pred_S.flatten(1).pow(2).mean(1)
+        return torch.maximum(energy_T, ADMDLoss.STUDENT_ENERGY_FLOOR *
+                             energy_S).clamp(min=ADMDLoss.MIN_ENERGY)
 
     @torch.no_grad()
     def kd_maps(self,
