@@ -162,6 +162,16 @@ def test_short_axis_names_tell_axes_apart():
         'm.a.tau': 'a.tau', 'm.b.tau': 'b.tau', 'm.b.w': 'w'}
 
 
+def test_experiments_sweeping_like_named_keys_name_their_runs_apart():
+    # one experiment per ablated term: both axes end in loss_weight
+    sweep = expand_grid(dict(configs=None, experiments=[
+        dict(configs=['k.py'], grid={'m.pred.loss_weight': [0]}),
+        dict(configs=['k.py'], grid={'m.drfd.loss_weight': [0]})],
+        grid={'randomness.seed': [1]}), 'w')
+    assert [r.name for r in sweep.runs] == [
+        'k/pred.loss_weight=0,seed=1', 'k/drfd.loss_weight=0,seed=1']
+
+
 def test_values_mean_what_cfg_options_makes_of_them():
     # YAML reads 1e-3 as a string; --cfg-options would give the float
     run = expand_grid(dict(configs=['k.py'], grid={'a.t': ['1e-3', [1, 2]]}),

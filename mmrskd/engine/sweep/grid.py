@@ -169,11 +169,15 @@ def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
         axes in grid order (the last axis varies fastest).
     """
     runs, seen = [], {}
-    for configs, grid, options in _experiments(spec, where):
+    experiments = list(_experiments(spec, where))
+    # over every experiment's axes, so that two experiments sweeping
+    # a.loss_weight and b.loss_weight name their runs apart
+    short = short_axis_names(list(dict.fromkeys(
+        key for _, grid, _ in experiments for key in grid)))
+    for configs, grid, options in experiments:
         axes = {key: _axis(values, key) for key, values in grid.items()}
         fixed = {key: normalize_value(value, f'cfg_options.{key}')
                  for key, value in options.items() if key not in axes}
-        short = short_axis_names(list(axes))
         for config, combo in itertools.product(
                 configs, itertools.product(*axes.values())):
             run_axes = tuple((key, short[key], value)
