@@ -614,6 +614,35 @@ def test_tasd_cls_term_matches_hand_computation():
     assert logits_S.grad[..., 1].abs().sum() == 0  # outside the region
 
 
+def binary_kl(t, s, T):
+    """Per-class KL of (sigmoid(t / T), 1 - ...) from the student's, mean
+    over the classes."""
+    total = 0.0
+    for a, b in zip(t, s):
+        p_T, p_S = 1 / (1 + math.exp(-a / T)), 1 / (1 + math.exp(-b / T))
+        total += p_T * math.log(p_T / p_S) + (1 - p_T) * math.log(
+            (1 - p_T) / (1 - p_S))
+    return total / len(t)
+
+
+def test_tasd_sigmoid_cls_mode_matches_hand_computation():
+    logits_S, logits_T = cls_pair()
+    tasd = fixed_region(
+        one_term('cls', 'pos', T=2, loss_weight=0.5,
+                 prior_generator=STRIDE_8, cls_mode='sigmoid'),
+        'pos', [torch.tensor([[True, False]])])
+    value = term_value(tasd, 'cls', [logits_S], [logits_T],
+                       [gt([[0., 0., 8., 8.]])])
+    kl = binary_kl([3.0, 0.0, 0.0], [1.0, 0.0, -1.0], T=2) * 4
+    assert value.item() == pytest.approx(0.5 * kl / 16, rel=1e-5)
+    # unlike the softmax, it sees a common shift of all class logits
+    shifted = term_value(tasd, 'cls', [logits_S - 3], [logits_T],
+                         [gt([[0., 0., 8., 8.]])])
+    assert shifted.item() > value.item()
+    with pytest.raises(MMRSKDError, match="cls_mode='kl' is not"):
+        one_term('cls', 'pos', cls_mode='kl')
+
+
 def test_tasd_terms_are_named_and_weighted_on_their_regions():
     # two cls terms of one loss on two fixed regions: each term's
     # temperature, weight and region, returned under its name

@@ -72,6 +72,14 @@ class LTDTASDLoss(nn.Module):
         reg_max (int): largest bin of the box distributions. Defaults to 16.
         avg_factor (float): divisor of each level's sum. Defaults to 16
             (the authors' code).
+        cls_mode (str): divergence of the ``cls`` terms: ``'softmax'`` (the
+            authors' code: KL of the softmax over the classes) or
+            ``'sigmoid'`` (per-class binary KL, :class:`LogitKDLoss`'s
+            sigmoid mode), the distributions a sigmoid head such as GFL's
+            actually predicts; softmax is blind to the logits' common level
+            and, at background priors, matches the differences between
+            logits that all say "no object" [A]. Defaults to
+            ``'softmax'``.
         **region_cfg: ``prior_generator``, ``topk``, ``vlr_assigner`` and
             ``score_ratio`` of the
             :class:`~mmrskd.models.task_modules.TASDRegionAssigner` (its
@@ -82,11 +90,13 @@ class LTDTASDLoss(nn.Module):
     TASKS = ('reg', 'cls')
     REGIONS = ('pos', 'vlr', 'gt_center', 'teacher_score')
     TERM_KEYS = ('task', 'region', 'T', 'weight_temperature', 'loss_weight')
+    CLS_MODES = ('softmax', 'sigmoid')
 
     def __init__(self,
                  terms: Dict[str, dict] = LTD_TERMS,
                  reg_max: int = 16,
                  avg_factor: float = 16.0,
+                 cls_mode: str = 'softmax',
                  **region_cfg):
         super().__init__()
         name = type(self).__name__
@@ -95,6 +105,7 @@ class LTDTASDLoss(nn.Module):
                               "terms=dict(loss_kd=dict(task='cls', "
                               "region='pos', T=2))")
         check_positive(name, 'avg_factor', avg_factor)
+        check_choice(name, 'cls_mode', cls_mode, self.CLS_MODES)
         self.terms = {term: self._check_term(term, dict(cfg))
                       for term, cfg in terms.items()}
         self.term_names = tuple(self.terms)
@@ -107,7 +118,7 @@ class LTDTASDLoss(nn.Module):
             term: MODELS.build(
                 dict(type='LDLoss', T=cfg['T'], reg_max=reg_max,
                      class_reduction='mean') if cfg['task'] == 'reg' else
-                dict(type='LogitKDLoss', mode='softmax', T=cfg['T'],
+                dict(type='LogitKDLoss', mode=cls_mode, T=cfg['T'],
                      class_reduction='mean'))
             for term, cfg in self.terms.items()
         })
