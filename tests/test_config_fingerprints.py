@@ -28,9 +28,15 @@ def test_every_shipped_config_has_a_fingerprint():
 def same_loss(value, expected):
     if math.isnan(expected):  # DKED's loss_pred on the full GGHL configs
         return math.isnan(value)
-    # abs_tol far below 1e-6: some terms are ~1e-6 at this init (TASD on
-    # the demo pair)
-    return math.isclose(value, expected, rel_tol=1e-5, abs_tol=1e-9)
+    # rel_tol: fp32 sums run in a CPU-specific order (oneDNN and the BLAS
+    # dispatch on the instruction set), so the same code gave DKED's
+    # summed-squares response term (~3e4) 2.7e-4 apart, and RTMDet's and
+    # LTD's terms 1e-5 to 3e-5 apart, on two x86 machines of this
+    # project. A change below 1e-3 (a guard that engages on one level of
+    # a random init) passes here; the structure hashes stay exact. abs_tol
+    # far below 1e-6: some terms are ~1e-6 at this init (TASD on the demo
+    # pair)
+    return math.isclose(value, expected, rel_tol=1e-3, abs_tol=1e-9)
 
 
 @pytest.mark.parametrize('path', sorted(GOLDEN))
