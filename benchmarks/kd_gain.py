@@ -28,7 +28,6 @@ generated from it by ``tools/gen_results_tables.py --kd-gain``.
 import argparse
 import dataclasses
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -367,10 +366,6 @@ def main(argv=None):
             for run in ordered_runs(teacher, select_arms(arms, args.arms),
                                     seeds)]
     started = time.time()
-    # one thread a run: a result must not depend on how many benchmark
-    # processes share the machine (thread counts change float reductions),
-    # and two 2-thread runs on 2 cores ran the teacher 5x slower
-    os.environ.setdefault('OMP_NUM_THREADS', '1')
     if not args.collect:
         for pair in pairs.values():
             ensure_data(pair, data_root(pair, work_dir))

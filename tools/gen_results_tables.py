@@ -53,6 +53,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def report(changed, check):
+    """Print whether each file changed; the outdated ones."""
+    for path, was_changed in changed.items():
+        print(f'{path}: {"outdated" if check else "updated"}'
+              if was_changed else f'{path}: up to date')
+    return [p for p, c in changed.items() if c]
+
+
 def write_kd_gain_tables(path, readmes, check):
     """The kd-gain blocks of ``readmes`` (default: every README with the
     markers) from ``path``; returns the outdated ones."""
@@ -65,14 +73,9 @@ def write_kd_gain_tables(path, readmes, check):
                           'python benchmarks/kd_gain.py first')
     with open(path) as f:
         record = json.load(f)
-    if readmes is None:
-        readmes = find_readmes(REPO, KD_GAIN_START)
-    changed = update_kd_gain_readmes(record, readmes,
-                                     osp.relpath(path, REPO), check=check)
-    for readme, was_changed in changed.items():
-        print(f'{readme}: {"outdated" if check else "updated"}'
-              if was_changed else f'{readme}: up to date')
-    return [p for p, c in changed.items() if c]
+    return report(update_kd_gain_readmes(
+        record, readmes or find_readmes(REPO, KD_GAIN_START),
+        osp.relpath(path, REPO), check=check), check)
 
 
 @exit_on_user_error
@@ -80,8 +83,8 @@ def main(argv=None):
     args = parse_args(argv)
     from mmrskd.engine.sweep.release import write_model_index
     from mmrskd.engine.sweep.tables import (benchmark_rows, find_readmes,
-                                            load_sweeps, render_table,
-                                            update_readmes)
+                                            load_sweeps, readme_block,
+                                            render_table, rewrite_readmes)
     if not args.sweep_dirs and not args.model_index and not args.kd_gain:
         raise MMRSKDError('give the work dirs of tools/sweep.py (and/or '
                           '--kd-gain, --model-index)')
@@ -101,22 +104,15 @@ def main(argv=None):
         for path in readmes:
             if not osp.isfile(path):
                 raise MMRSKDError(f'--readme {path}: file not found')
-        changed = update_readmes(rows, readmes, args.sweep_dirs,
-                                 args.digits, check=args.check)
-        for path, was_changed in changed.items():
-            print(f'{path}: {"outdated" if args.check else "updated"}'
-                  if was_changed else f'{path}: up to date')
-        outdated += [p for p, c in changed.items() if c]
+        outdated += report(rewrite_readmes(readmes, lambda readme: (
+            readme_block(rows, readme, args.sweep_dirs, args.digits)),
+            check=args.check), args.check)
     if args.kd_gain:
         outdated += write_kd_gain_tables(args.kd_gain, args.readme,
                                          args.check)
     if args.model_index:
-        if write_model_index(REPO, check=args.check):
-            outdated.append('model-index.yml')
-            print(f'model-index.yml: '
-                  f'{"outdated" if args.check else "updated"}')
-        else:
-            print('model-index.yml: up to date')
+        outdated += report({'model-index.yml': write_model_index(
+            REPO, check=args.check)}, args.check)
     return 1 if args.check and outdated else 0
 
 

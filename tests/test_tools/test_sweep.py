@@ -346,6 +346,28 @@ def test_a_run_finished_by_another_sweep_process_is_not_trained_again(
     assert osp.isfile(osp.join(sweep.runs[1].work_dir, 'trained'))
 
 
+def test_training_processes_run_one_thread_unless_the_user_sets_it(
+        tmp_path, monkeypatch):
+    script = tmp_path / 'train.py'
+    script.write_text(
+        'import os, sys\n'
+        'work_dir = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'os.makedirs(work_dir, exist_ok=True)\n'
+        'with open(work_dir + "/threads", "w") as f:\n'
+        '    f.write(os.environ.get("OMP_NUM_THREADS", "unset"))\n')
+    (tmp_path / 'c.py').write_text('a = 0\n')
+    sweep = expand_grid(dict(configs=[str(tmp_path / 'c.py')]),
+                        str(tmp_path / 'w'))
+    threads = osp.join(sweep.runs[0].work_dir, 'threads')
+    options = LaunchOptions(train_script=str(script))
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    assert SweepExecutor(sweep, options).run() == {'c': DONE}
+    assert open(threads).read() == '1'
+    monkeypatch.setenv('OMP_NUM_THREADS', '3')  # the user's own value
+    assert SweepExecutor(sweep, options, force=True).run() == {'c': DONE}
+    assert open(threads).read() == '3'
+
+
 def test_progress_lines_and_training_progress():
     import io
     stream = io.StringIO()

@@ -1,9 +1,5 @@
-"""Benchmark sweeps, results tables and model-zoo releases: :mod:`.grid`
-(configs × ``--cfg-options`` axes → named runs), :mod:`.executor` with
-:mod:`.launch` (train them, skip finished, resume interrupted),
-:mod:`.results` (metrics from the logs → CSV, Markdown, PNG), :mod:`.tables`
-(the README tables) and :mod:`.release` (student-only releases, the model
-index)."""
+"""Benchmark sweeps (``docs/sweeps.md``): grids of configs × overrides,
+their training, results, README tables and model-zoo releases."""
 from mmrskd.engine.sweep.executor import SweepExecutor
 from mmrskd.engine.sweep.grid import (Sweep, SweepRun, config_stem,
                                       expand_grid, is_sweep_file,

@@ -1,11 +1,7 @@
-"""Sweep grids: training configs × ``--cfg-options`` axes → named runs.
-
-The sweep file format (:data:`SWEEP_KEYS`, read by mmengine's ``Config``),
-how experiments share axes and overrides, and how runs are named are in
-``docs/sweeps.md``, section 1. Values mean what they mean after
-``--cfg-options KEY=VALUE``: each is written that way and parsed back with
-mmengine's ``DictAction``.
-"""
+"""Sweep grids: configs × ``--cfg-options`` axes → named runs, and the
+manifest of a sweep dir's runs (``docs/sweeps.md``, section 1). A value
+means what ``--cfg-options KEY=VALUE`` makes of it: it is written that way
+and parsed back with mmengine's ``DictAction``."""
 import dataclasses
 import hashlib
 import itertools
@@ -13,22 +9,23 @@ import json
 import os.path as osp
 from typing import Any, Dict, List, Optional, Tuple
 
+import mmengine
 from mmengine.config import Config, DictAction
 
 from mmrskd.utils import MMRSKDError
+from mmrskd.utils.checkpoint import atomic_write_bytes
 from mmrskd.utils.config import load_config
 
 SWEEP_KEYS = ('configs', 'grid', 'cfg_options', 'experiments', 'metric',
               'work_dir')
-EXPERIMENT_KEYS = SWEEP_KEYS[:3]
+MANIFEST = 'sweep.json'
 
 
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
-    """One training run of a sweep: its ``name`` (stable across calls), the
-    ``config`` as given, the ``(key, short name, value)`` of each grid axis,
-    every override (axes and fixed ones) as ``--cfg-options`` parses them,
-    and its own ``work_dir``."""
+    """One training run: its stable ``name``, the ``config`` as given, the
+    ``(key, short name, value)`` of each axis, every override as
+    ``--cfg-options`` parses it, and its own ``work_dir``."""
     name: str
     config: str
     axes: Tuple[Tuple[str, str, Any], ...]
@@ -37,12 +34,10 @@ class SweepRun:
 
     @property
     def method(self) -> str:
-        """The config stem, e.g. ``pkd_rotated-retinanet_..._dota``."""
         return config_stem(self.config)
 
     @property
     def axis_values(self) -> Dict[str, Any]:
-        """``{short axis name: value}``."""
         return {short: value for _, short, value in self.axes}
 
     def option_args(self) -> List[str]:
@@ -65,8 +60,8 @@ def config_stem(config: str) -> str:
 
 
 def format_value(value: Any, key: str = 'value') -> str:
-    """Write ``value`` as ``--cfg-options`` takes it; refuse what it cannot
-    carry (a dict, or a string that ``DictAction`` would split or strip)."""
+    """``value`` as ``--cfg-options`` takes it; refuses what it cannot carry
+    (a dict, or a string that ``DictAction`` would split or strip)."""
     if isinstance(value, (list, tuple)):
         inner = ','.join(format_value(v, key) for v in value)
         return f'[{inner}]' if isinstance(value, list) else f'({inner})'
@@ -81,11 +76,6 @@ def format_value(value: Any, key: str = 'value') -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def normalize_value(value: Any, key: str) -> Any:
-    """The value a run sees for ``KEY=value``: written and parsed back."""
-    return DictAction._parse_iterable(format_value(value, key))
-
-
 def name_value(value: Any) -> str:
     """A value as it appears in run names and directory names."""
     if isinstance(value, float) and value.is_integer():
@@ -94,27 +84,21 @@ def name_value(value: Any) -> str:
 
 
 def short_axis_names(keys: List[str]) -> Dict[str, str]:
-    """The shortest dotted suffix of each key that no other key ends with.
+    """The shortest dotted suffix of each key that no other key ends with,
+    e.g. ``randomness.seed`` → ``seed``."""
 
-    >>> short_axis_names(['model.a.loss_weight', 'randomness.seed'])
-    {'model.a.loss_weight': 'loss_weight', 'randomness.seed': 'seed'}
-    """
-    names = {}
-    for key in keys:
+    def short(key):
         parts = key.split('.')
-        others = [k for k in keys if k != key]
-        for length in range(1, len(parts) + 1):
-            suffix = '.'.join(parts[-length:])
-            if not any(k == suffix or k.endswith('.' + suffix)
-                       for k in others):
-                break
-        names[key] = suffix
-    return names
+        return next((suffix for suffix in (
+            '.'.join(parts[-n:]) for n in range(1, len(parts)))
+            if not any(('.' + k).endswith('.' + suffix)
+                       for k in keys if k != key)), key)
+
+    return {key: short(key) for key in keys}
 
 
 def _mapping(value, where: str, allowed=None) -> dict:
-    """``value`` (None: empty) as a dict, checked against ``allowed`` keys.
-    """
+    """``value`` (None: empty) as a dict with only ``allowed`` keys."""
     value = {} if value is None else value
     if not isinstance(value, dict):
         raise MMRSKDError(f'{where}: expected a mapping, got {value!r}')
@@ -125,18 +109,10 @@ def _mapping(value, where: str, allowed=None) -> dict:
     return dict(value)
 
 
-def _axis(values, key: str) -> list:
-    """An axis' values as the runs will see them; refuses repeats."""
-    values = list(values) if isinstance(values, (list, tuple)) else [values]
-    normalized = [normalize_value(v, f'grid.{key}') for v in values]
-    if len({name_value(v) for v in normalized}) != len(normalized):
-        raise MMRSKDError(f'grid.{key}: repeated values {values!r}')
-    return normalized
-
-
 def _experiments(spec: dict, where: str):
-    """``(configs, grid, cfg_options)`` of every experiment, the shared grid
-    and overrides merged in."""
+    """``(configs, grid, cfg_options)`` of each experiment (a top-level
+    ``configs`` first): the shared axes after its own, its own overrides
+    winning, axes set to None dropped."""
     spec = _mapping(spec, where, SWEEP_KEYS)
     shared_grid = _mapping(spec.get('grid'), f'{where}: grid')
     shared_options = _mapping(spec.get('cfg_options'), f'{where}: cfg_options')
@@ -144,30 +120,21 @@ def _experiments(spec: dict, where: str):
     for index, entry in enumerate(
             entries + list(spec.get('experiments') or [])):
         at = f'{where}: experiments[{index}]'
-        entry = _mapping(entry, at, EXPERIMENT_KEYS)
+        entry = _mapping(entry, at, SWEEP_KEYS[:3])
         configs = entry.get('configs') or []
         grid = _mapping(entry.get('grid'), f'{at}.grid')
-        for key, values in shared_grid.items():  # after the own axes
+        for key, values in shared_grid.items():
             grid.setdefault(key, values)
-        options = dict(shared_options,
-                       **_mapping(entry.get('cfg_options'),
-                                  f'{at}.cfg_options'))
+        options = dict(shared_options, **_mapping(entry.get('cfg_options'),
+                                                  f'{at}.cfg_options'))
         yield ([configs] if isinstance(configs, str) else list(configs),
                {k: v for k, v in grid.items() if v is not None}, options)
 
 
 def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
-    """Expand a sweep spec (the keys of a sweep file) into runs.
-
-    Args:
-        spec (dict): see :data:`SWEEP_KEYS` and the module doc.
-        work_dir (str): the sweep's work dir; runs go below it.
-        where (str): the spec's origin, for error messages.
-
-    Returns:
-        Sweep: the runs, configs in the given order, each crossed with the
-        axes in grid order (the last axis varies fastest).
-    """
+    """The runs of a sweep spec (the keys of a sweep file) in ``work_dir``:
+    configs in the given order, each crossed with the axes in grid order
+    (the last varies fastest); ``where`` names the spec in errors."""
     runs, seen = [], {}
     experiments = list(_experiments(spec, where))
     # over every experiment's axes, so that two experiments sweeping
@@ -175,13 +142,19 @@ def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
     short = short_axis_names(list(dict.fromkeys(
         key for _, grid, _ in experiments for key in grid)))
     for configs, grid, options in experiments:
-        axes = {key: _axis(values, key) for key, values in grid.items()}
-        fixed = {key: normalize_value(value, f'cfg_options.{key}')
-                 for key, value in options.items() if key not in axes}
+        axes = {}
+        for key, values in grid.items():
+            values = values if isinstance(values, (list, tuple)) else [values]
+            axes[key] = [DictAction._parse_iterable(format_value(
+                v, f'grid.{key}')) for v in values]
+            if len({name_value(v) for v in axes[key]}) < len(values):
+                raise MMRSKDError(f'grid.{key}: repeated values {values!r}')
+        fixed = {key: DictAction._parse_iterable(format_value(
+            value, f'cfg_options.{key}'))
+            for key, value in options.items() if key not in axes}
         for config, combo in itertools.product(
                 configs, itertools.product(*axes.values())):
-            run_axes = tuple((key, short[key], value)
-                             for key, value in zip(axes, combo))
+            run_axes = tuple(zip(axes, map(short.get, axes), combo))
             name = config_stem(config)
             if run_axes:
                 name += '/' + ','.join(f'{s}={name_value(v)}'
@@ -191,10 +164,9 @@ def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
                     f'{where}: run "{name}" comes from {seen[name]} and '
                     f'{config}; rename a config or drop the duplicate')
             seen[name] = config
-            runs.append(SweepRun(
-                name, config, run_axes,
-                dict(fixed, **{k: v for k, _, v in run_axes}),
-                osp.join(work_dir, name)))
+            runs.append(SweepRun(name, config, run_axes,
+                                 dict(fixed, **dict(zip(axes, combo))),
+                                 osp.join(work_dir, name)))
     # a run without axes would hold the work dirs of its siblings with axes
     for name in seen:
         if '/' not in name and any(n.startswith(name + '/') for n in seen):
@@ -215,9 +187,8 @@ def load_sweep_file(path: str, work_dir: Optional[str] = None) -> Sweep:
     if not osp.isfile(path):
         raise MMRSKDError(f'sweep file not found: {osp.abspath(path)}')
     spec = Config.fromfile(path).to_dict()
-    work_dir = work_dir or spec.get('work_dir') or osp.join(
-        'work_dirs', 'sweeps', config_stem(path))
-    return expand_grid(spec, work_dir, where=path)
+    return expand_grid(spec, work_dir or spec.get('work_dir') or osp.join(
+        'work_dirs', 'sweeps', config_stem(path)), where=path)
 
 
 def is_sweep_file(path: str) -> bool:
@@ -225,20 +196,40 @@ def is_sweep_file(path: str) -> bool:
     ``model`` but ``configs`` or ``experiments``."""
     if path.endswith(('.yml', '.yaml')):
         return True
-    if not osp.isfile(path):
-        return False
-    keys = set(Config.fromfile(path).keys())
+    keys = set(Config.fromfile(path)) if osp.isfile(path) else set()
     return 'model' not in keys and bool(keys & {'configs', 'experiments'})
 
 
 def run_fingerprint(run: SweepRun) -> str:
     """sha256 of the run's resolved config (``_base_`` merged, overrides
-    applied): a finished run is reused only while this is unchanged.
-
-    Configs named by path inside it (a distiller's student/teacher) are
-    compared by path, not content.
-    """
+    applied; configs it names by path compared by path)."""
     cfg = load_config(run.config, where=f'{run.name}: config')
     cfg.merge_from_dict(run.cfg_options)
-    text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True,
+                                     default=repr).encode()).hexdigest()
+
+
+def write_manifest(sweep: Sweep):
+    """Add the sweep's runs to ``<work_dir>/sweep.json`` (keeping those of
+    earlier calls), configs by absolute path for the results tables."""
+    path = osp.join(sweep.work_dir, MANIFEST)
+    manifest = mmengine.load(path) if osp.isfile(path) else dict(runs={})
+    for run in sweep.runs:
+        manifest['runs'][run.name] = dict(
+            dataclasses.asdict(run), config_path=run.config
+            if '::' in run.config else osp.abspath(run.config))
+    manifest['metric'] = sweep.metric or manifest.get('metric')
+    atomic_write_bytes(json.dumps(manifest, indent=2).encode(), path)
+
+
+def read_manifest(sweep_dir: str) -> Tuple[List[SweepRun], Optional[str]]:
+    """The runs of a sweep dir's manifest (each in ``<sweep_dir>/<name>``,
+    wherever the folder is now) and its metric."""
+    path = osp.join(sweep_dir, MANIFEST)
+    if not osp.isfile(path):
+        raise MMRSKDError(f'{sweep_dir}: no {MANIFEST}; give the --work-dir '
+                          'of a sweep that ran (tools/sweep.py writes it)')
+    manifest = mmengine.load(path)
+    return [SweepRun(name, r['config_path'], tuple(map(tuple, r['axes'])),
+                     r['cfg_options'], osp.join(sweep_dir, name))
+            for name, r in manifest['runs'].items()], manifest.get('metric')

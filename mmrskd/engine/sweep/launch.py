@@ -1,7 +1,7 @@
-"""The command that trains one sweep run: ``tools/train.py`` directly, under
-``torch.distributed.run`` or under ``srun``, as OpenMMLab's
-``dist_train.sh``/``slurm_train.sh`` start it."""
+"""The command and environment that train one sweep run: ``tools/train.py``
+directly, under ``torch.distributed.run`` or under ``srun``."""
 import dataclasses
+import os
 import os.path as osp
 import re
 import shlex
@@ -10,16 +10,13 @@ from typing import List, Optional
 
 from mmrskd.utils import MMRSKDError
 
-LAUNCHERS = ('none', 'pytorch', 'slurm')
-
 
 @dataclasses.dataclass
 class LaunchOptions:
-    """How runs are started: the ``tools/sweep.py`` options of the same
-    names (``master_port`` is ``--port``; ``extra_args``, ``--train-args``).
-    ``gpus`` is the process count of a run; ``gpus_per_node`` (default
-    ``min(gpus, 8)``), ``cpus_per_task``, ``partition`` and ``srun_args`` are
-    for slurm only."""
+    """The ``tools/sweep.py`` options of the same names (``master_port`` is
+    ``--port``, ``extra_args`` ``--train-args``); ``gpus`` is the process
+    count of a run; ``gpus_per_node`` (default ``min(gpus, 8)``),
+    ``cpus_per_task``, ``partition`` and ``srun_args`` are for slurm."""
     launcher: str = 'none'
     gpus: int = 1
     gpus_per_node: Optional[int] = None
@@ -33,9 +30,6 @@ class LaunchOptions:
 
     def check(self):
         """Refuse options that cannot start a run."""
-        if self.launcher not in LAUNCHERS:
-            raise MMRSKDError(f'--launcher {self.launcher}: choose one of '
-                              f'{", ".join(LAUNCHERS)}')
         if self.gpus < 1:
             raise MMRSKDError(f'--gpus {self.gpus}: give at least 1')
         if self.launcher == 'slurm' and not self.partition:
@@ -51,12 +45,9 @@ def train_command(run, options: LaunchOptions,
     """argv that trains ``run`` (a ``SweepRun``) into its work dir, with
     ``--resume`` (from its ``last_checkpoint``) when ``resume``."""
     train_args = [options.train_script, run.config, '--work-dir',
-                  run.work_dir]
-    if run.cfg_options:
-        train_args += ['--cfg-options', *run.option_args()]
-    if resume:
-        train_args.append('--resume')
-    train_args += options.extra_args
+                  run.work_dir, *(['--cfg-options', *run.option_args()]
+                                  if run.cfg_options else []),
+                  *(['--resume'] if resume else []), *options.extra_args]
     if options.launcher == 'none':
         return [options.python, *train_args]
     if options.launcher == 'pytorch':
@@ -65,10 +56,21 @@ def train_command(run, options: LaunchOptions,
                 f'--master_port={options.master_port}', *train_args,
                 '--launcher', 'pytorch']
     per_node = options.gpus_per_node or min(options.gpus, 8)
-    job_name = re.sub(r'[^\w.=,-]+', '_', run.name)
-    return ['srun', '-p', options.partition, f'--job-name={job_name}',
+    return ['srun', '-p', options.partition,
+            '--job-name=' + re.sub(r'[^\w.=,-]+', '_', run.name),
             f'--gres=gpu:{per_node}', f'--ntasks={options.gpus}',
             f'--ntasks-per-node={per_node}',
             f'--cpus-per-task={options.cpus_per_task}',
             '--kill-on-bad-exit=1', *shlex.split(options.srun_args),
             options.python, '-u', *train_args, '--launcher', 'slurm']
+
+
+def train_env(options: LaunchOptions) -> dict:
+    """The environment of a training process: the train script's repo
+    importable, and ``OMP_NUM_THREADS=1`` unless set (thread counts change
+    float reductions; two multi-thread runs on 2 cores ran 5x slower)."""
+    repo = osp.dirname(osp.dirname(osp.abspath(options.train_script)))
+    return dict(os.environ,
+                OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'),
+                PYTHONPATH=os.pathsep.join(
+                    filter(None, (repo, os.environ.get('PYTHONPATH')))))

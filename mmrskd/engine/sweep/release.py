@@ -1,13 +1,5 @@
-"""Model-zoo releases of trained students and the model index (see
-``docs/sweeps.md``, section 5).
-
-From a work dir (or a checkpoint and its config) :func:`publish` writes
-``<name>-<sha256[:8]>.pth`` (the student's weights and meta only),
-``<name>.py`` (a self-contained plain detector config, so ``tools/test.py``
-runs on the released files alone), the training logs and
-``<name>.metafile.yml`` (a model-index entry). :func:`write_model_index`
-lists the ``configs/*/metafile.yml`` files in ``model-index.yml``.
-"""
+"""Model-zoo releases of trained students, and the model index
+(``docs/sweeps.md``, section 5)."""
 import glob
 import hashlib
 import os
@@ -39,13 +31,10 @@ MODEL_INDEX_HEADER = (
 def find_checkpoint(work_dir: str, which: str = 'last') -> str:
     """``'last'`` (mmengine's ``last_checkpoint``), ``'best'`` (the one
     ``best_*.pth``) or a path."""
-    if which == 'last':
-        found = last_checkpoint(work_dir)
-    elif which == 'best':
-        best = glob.glob(osp.join(work_dir, 'best_*.pth'))
-        found = best[0] if len(best) == 1 else None
-    else:
-        found = which if osp.isfile(which) else None
+    best = glob.glob(osp.join(work_dir, 'best_*.pth'))
+    found = dict(last=last_checkpoint(work_dir),
+                 best=best[0] if len(best) == 1 else None).get(
+                     which, which if osp.isfile(which) else None)
     if found is None:
         raise MMRSKDError(f'--checkpoint {which}: no such checkpoint in '
                           f'{work_dir} (best needs one best_*.pth from '
@@ -55,11 +44,10 @@ def find_checkpoint(work_dir: str, which: str = 'last') -> str:
 
 
 def student_config(cfg) -> Config:
-    """A plain detector config for what ``cfg`` deploys: the distiller's
-    ``model.student`` resolved to a model dict, ``DistillValLoop`` →
-    ``ValLoop``, ``load_from``/``resume`` reset, no ``work_dir`` or
-    ``launcher``. Data, evaluator, schedule and hooks stay as trained, so
-    the released config tests the student the way the run validated it."""
+    """A plain detector config of what ``cfg`` deploys: the student as
+    ``model``, ``DistillValLoop`` → ``ValLoop``, no ``load_from``,
+    ``resume``, ``work_dir`` or ``launcher``; data, evaluator, schedule and
+    hooks as trained, so it tests the student as the run validated it."""
     released = cfg.to_dict()
     released['model'] = deployed_model_cfg(cfg).to_dict()
     for key in ('val_cfg', 'test_cfg'):
@@ -70,29 +58,6 @@ def student_config(cfg) -> Config:
     for key in ('work_dir', 'launcher'):
         released.pop(key, None)
     return Config(dict(released, load_from=None, resume=False))
-
-
-def save_with_sha(obj: dict, out_dir: str, name: str) -> str:
-    """Save ``obj`` as ``<out_dir>/<name>-<sha256[:8]>.pth``, the sha of the
-    file itself, as OpenMMLab's ``publish_model.py`` names it."""
-    tmp = osp.join(out_dir, f'{name}.pth.partial')
-    atomic_save(obj, tmp)
-    with open(tmp, 'rb') as f:
-        sha = hashlib.file_digest(f, 'sha256').hexdigest()
-    final = osp.join(out_dir, f'{name}-{sha[:8]}.pth')
-    os.replace(tmp, final)
-    return final
-
-
-def _released_step(cfg, checkpoint: dict) -> Tuple[str, Optional[int]]:
-    """The validation step of the released checkpoint: its epoch, or its
-    iteration for iteration-based loops (as LoggerHook logs metrics)."""
-    loop = cfg.get('train_cfg') or {}
-    by_epoch = loop.get('by_epoch', 'Iter' not in str(loop.get('type', '')))
-    logger = (cfg.get('default_hooks') or {}).get('logger') or {}
-    key = 'epoch' if by_epoch and logger.get('log_metric_by_epoch',
-                                             True) else 'iter'
-    return key, checkpoint.get('meta', {}).get(key)
 
 
 def _source_ref(spec) -> Optional[str]:
@@ -114,25 +79,24 @@ def metafile_entry(cfg, name: str, weights: str, released_config: str,
                    log_file: Optional[str] = None) -> dict:
     """A model-index ``Models`` entry (mmdet/mmrazor fields); the process
     count and device come from the header of mmengine's ``log_file``."""
-    train_cfg = cfg.get('train_cfg', {})
-    loader = cfg.get('train_dataloader', {})
-    techniques = [str(cfg.get('optim_wrapper', {}).get('optimizer', {}).get(
-        'type', '')).split('.')[-1], 'Knowledge Distillation'] + sorted({
-            str(loss.get('type')).split('.')[-1]
-            for loss in cfg.model.get('distill_losses', {}).values()})
-    head = ''
-    if log_file:
-        with open(log_file, errors='replace') as f:
-            head = f.read(20000)
+    head = Path(log_file).read_text(errors='replace')[:20000] \
+        if log_file else ''
     env = dict(re.findall(r'(CUDA available|GPU number): (\S+)', head))
     procs = env.get('GPU number', '1')
+    loader, train_cfg = cfg.get('train_dataloader', {}), cfg.get(
+        'train_cfg', {})
     dataset = loader.get('dataset', {})
     while 'type' not in dataset and 'dataset' in dataset:
         dataset = dataset['dataset']
+    losses = {str(loss.get('type')).split('.')[-1]
+              for loss in cfg.model.get('distill_losses', {}).values()}
+    optimizer = str(cfg.get('optim_wrapper', {}).get('optimizer', {}).get(
+        'type', '')).split('.')[-1]
     metadata = {
         'Training Data': re.sub(r'Dataset$', '', str(dataset.get(
             'type', 'unknown')).split('.')[-1]),
-        'Training Techniques': [t for t in techniques if t],
+        'Training Techniques': [t for t in (
+            optimizer, 'Knowledge Distillation', *sorted(losses)) if t],
         'Training Resources': f'{procs}x ' + (
             'GPUs' if env.get('CUDA available') == 'True' else 'CPU')}
     for key, field in (('max_epochs', 'Epochs'), ('max_iters', 'Iterations')):
@@ -142,35 +106,31 @@ def metafile_entry(cfg, name: str, weights: str, released_config: str,
         metadata['Batch Size'] = loader['batch_size'] * int(procs)
     metadata.update({'Parameters': complexity['params'],
                      'FLOPs': complexity['flops'],
-                     'Input Shape': list(complexity['input_shape'])})
-    metadata['Student'] = dict(Config=_source_ref(cfg.model.student))
-    teacher = metadata['Teacher'] = dict(
-        Config=_source_ref(cfg.model.teacher))
+                     'Input Shape': list(complexity['input_shape']),
+                     'Student': dict(Config=_source_ref(cfg.model.student)),
+                     'Teacher': dict(Config=_source_ref(cfg.model.teacher))})
     if cfg.model.get('teacher_ckpt'):
-        teacher['Weights'] = cfg.model.teacher_ckpt
+        metadata['Teacher']['Weights'] = cfg.model.teacher_ckpt
     if teacher_metrics:
-        teacher['Metrics'] = _points(teacher_metrics)
+        metadata['Teacher']['Metrics'] = _points(teacher_metrics)
     evaluator = cfg.get('test_evaluator') or cfg.get('val_evaluator') or {}
-    if isinstance(evaluator, list):
-        evaluator = evaluator[0] if evaluator else {}
-    rotated = evaluator.get('box_type', 'rbox' if any(
-        s in str(evaluator.get('type', '')) for s in ('DOTA', 'HRSC',
-                                                     'rotate')) else 'hbox'
-                            ) in ('rbox', 'qbox')
-    entry = dict(Name=name)
-    if collection:
-        entry['In Collection'] = collection
-    entry.update(Config=released_config, Metadata=metadata, Results=[dict(
-        Task=('Oriented ' if rotated else '') + 'Object Detection',
-        Dataset=metadata['Training Data'], Metrics=_points(metrics))],
-        Weights=weights)
-    return entry
+    evaluator = evaluator[0] if isinstance(evaluator, list) else evaluator
+    rotated = evaluator.get('box_type', 'rbox' if re.search(
+        'DOTA|HRSC|rotate', str(evaluator.get('type'))) else 'hbox') in (
+            'rbox', 'qbox')
+    return dict(Name=name, **{'In Collection': collection} if collection
+                else {}, Config=released_config, Metadata=metadata,
+                Results=[dict(Task=('Oriented ' if rotated else '') +
+                              'Object Detection',
+                              Dataset=metadata['Training Data'],
+                              Metrics=_points(metrics))], Weights=weights)
 
 
 def update_metafile(path: str, entry: dict):
     """Insert ``entry`` into the ``Models`` of a metafile, replacing the
     entry of the same ``Name`` (comments in the file are not kept)."""
-    data = yaml.safe_load(Path(path).read_text()) if osp.isfile(path) else {}
+    data = yaml.safe_load(Path(path).read_text()) if osp.isfile(
+        path) else None
     data = data or {}
     data['Models'] = [m for m in data.get('Models', [])
                       if m.get('Name') != entry['Name']] + [entry]
@@ -184,28 +144,15 @@ def publish(src: str, out_dir: str, config: Optional[str] = None,
             weights_url: Optional[str] = None,
             collection: Optional[str] = None,
             metafile: Optional[str] = None) -> dict:
-    """Write a release of the run in ``src`` to ``out_dir``.
-
-    Args:
-        src (str): a work dir, or a checkpoint file (its folder is taken as
-            the work dir for the config and the logs).
-        out_dir (str): where the release goes.
-        config (str, optional): the training config; default: the one
-            mmengine dumped into the work dir.
-        checkpoint (str): see :func:`find_checkpoint` (with a work dir).
-        name (str, optional): release name; default: the config's stem.
-        input_shape (tuple[int, int], optional): ``(H, W)`` for the FLOPs;
-            default: the test pipeline's Resize scale.
-        weights_url (str, optional): URL prefix of the weights in the
-            metafile; default: the file name.
-        collection (str, optional): the metafile's ``In Collection``.
-        metafile (str, optional): also insert the entry into this metafile.
-
-    Returns:
-        dict: paths (``checkpoint``, ``config``, ``logs``, ``metafile``),
-        ``metrics`` (raw values at the released checkpoint), ``step``
-        (``('epoch' or 'iter', value)``) and ``entry``.
-    """
+    """Release the run of ``src`` (a work dir, or a checkpoint file in one)
+    to ``out_dir``: ``<name>-<sha256[:8]>.pth`` (student weights and meta),
+    ``<name>.py`` (:func:`student_config`), the logs and
+    ``<name>.metafile.yml`` (also inserted into ``metafile``). ``config``
+    defaults to the one mmengine dumped into the work dir, ``name`` to its
+    stem, ``input_shape`` (H, W) for the FLOPs to the test Resize scale;
+    ``weights_url`` prefixes the weights in the metafile. Returns the
+    written paths, the ``metrics`` and ``step`` (``('epoch' | 'iter',
+    value)``) of the released checkpoint and the metafile ``entry``."""
     if osp.isfile(src):
         work_dir, ckpt_path = osp.dirname(osp.abspath(src)), src
     elif osp.isdir(src):
@@ -223,37 +170,46 @@ def publish(src: str, out_dir: str, config: Optional[str] = None,
         raise MMRSKDError(f'{cfg_path}: not a distiller config (no '
                           'model.student/teacher); only distilled students '
                           'are released')
+    shape = input_shape or test_input_shape(cfg)
+    if shape is None:
+        raise MMRSKDError(f'{cfg_path}: no Resize scale in the test pipeline '
+                          'to count FLOPs at; pass --shape H W')
     name = name or osp.splitext(osp.basename(cfg_path))[0]
     os.makedirs(out_dir, exist_ok=True)
     raw = safe_load(ckpt_path)
-    weights = save_with_sha(student_checkpoint(raw), out_dir, name)
+    partial = osp.join(out_dir, f'{name}.pth.partial')
+    atomic_save(student_checkpoint(raw), partial)
+    with open(partial, 'rb') as f:
+        sha = hashlib.file_digest(f, 'sha256').hexdigest()
+    weights = osp.join(out_dir, f'{name}-{sha[:8]}.pth')
+    os.replace(partial, weights)
     released_cfg = student_config(cfg)
     released_config = osp.join(out_dir, f'{name}.py')
     released_cfg.dump(released_config)
 
     log = read_run_log(work_dir)
-    logs = []
-    for source in log.log_files + log.scalar_files:
-        # <stamp>/<stamp>.log, <stamp>/vis_data/scalars.json
-        stamp = osp.relpath(source, work_dir).split(os.sep)[0]
-        suffix = '.log' if source.endswith('.log') else '.log.json'
-        logs.append(shutil.copyfile(
-            source, osp.join(out_dir, f'{name}_{stamp}{suffix}')))
-    step_key, step = _released_step(cfg, raw)
+    # <stamp>/<stamp>.log → <name>_<stamp>.log, and
+    # <stamp>/vis_data/scalars.json → <name>_<stamp>.log.json
+    logs = [shutil.copyfile(source, osp.join(out_dir, '{}_{}{}'.format(
+        name, osp.relpath(source, work_dir).split(os.sep)[0],
+        '.log' if source.endswith('.log') else '.log.json')))
+        for source in log.log_files + log.scalar_files]
+    # metrics are logged by epoch, or by iteration for iteration loops
+    loop = cfg.get('train_cfg') or {}
+    by_epoch = loop.get('by_epoch', 'Iter' not in str(loop.get('type', '')))
+    logger = (cfg.get('default_hooks') or {}).get('logger') or {}
+    step_key = 'epoch' if by_epoch and logger.get('log_metric_by_epoch',
+                                                  True) else 'iter'
+    step = raw.get('meta', {}).get(step_key)
     metrics = dict(log.val.get(step, {}))
-    teacher_metrics = log.teacher[max(log.teacher)] if log.teacher else {}
-    shape = input_shape or test_input_shape(cfg)
-    if shape is None:
-        raise MMRSKDError(f'{cfg_path}: no Resize scale in the test pipeline '
-                          'to count FLOPs at; pass --shape H W')
     init_default_scope(cfg.get('default_scope', 'mmrskd'))
-    complexity = model_complexity(released_cfg.model, shape)
     weights_ref = osp.basename(weights)
     if weights_url:
         weights_ref = weights_url.rstrip('/') + '/' + weights_ref
     entry = metafile_entry(
         cfg, name, weights_ref, osp.basename(released_config), metrics,
-        teacher_metrics, complexity, collection,
+        log.teacher[max(log.teacher)] if log.teacher else {},
+        model_complexity(released_cfg.model, shape), collection,
         log.log_files[0] if log.log_files else None)
     entry_path = osp.join(out_dir, f'{name}.metafile.yml')
     Path(entry_path).write_text(yaml.safe_dump(dict(Models=[entry]),

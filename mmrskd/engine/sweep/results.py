@@ -1,12 +1,8 @@
-"""What the runs of a sweep reached, from mmengine's own logs, as one table:
-CSV, Markdown and a PNG plot.
-
-mmengine writes ``<work_dir>/<timestamp>/vis_data/scalars.json`` at every
-(re)start, one JSON record per line: training records (``lr``, ``loss*``,
-``time`` in seconds per iteration) at ``step`` = the iteration; validation
-records (``dota/mAP``, ...; ``teacher/<metric>`` from ``DistillValLoop``)
-at ``step`` = the epoch, or the iteration for iteration-based loops.
-"""
+"""What the runs of a sweep reached, read from mmengine's scalar logs
+(``<work_dir>/<timestamp>/vis_data/scalars.json`` of every (re)start: the
+training records by iteration, the validation ones by epoch or iteration),
+as CSV, Markdown and a PNG plot (``docs/sweeps.md``, section 3)."""
+import collections
 import csv
 import dataclasses
 import glob
@@ -22,18 +18,18 @@ from mmrskd.engine.sweep.grid import SweepRun, name_value
 from mmrskd.utils import MMRSKDError
 
 TEACHER_PREFIX = 'teacher/'
-# metric keys tried in this order when none is configured
+# metric keys tried in this order when none is given
 PREFERRED_METRICS = ('/mAP', '/bbox_mAP', 'mAP')
 # the YYYYMMDD_HHMMSS folder mmengine makes per start: sorted = chronological
 STAMP = '[0-9]' * 8 + '_' + '[0-9]' * 6
 
+Stat = collections.namedtuple('Stat', 'mean std count')
+
 
 @dataclasses.dataclass
 class RunLog:
-    """The scalars of a run, restarts merged (a later start wins for the
-    same step): ``train``, ``val`` and ``teacher`` (keys without
-    ``teacher/``) records by step, and the text logs and scalars files of
-    every start, oldest first."""
+    """A run's ``train``, ``val`` and ``teacher`` (``teacher/`` removed)
+    records by step, and the text logs and scalar files, oldest first."""
     train: Dict[int, dict] = dataclasses.field(default_factory=dict)
     val: Dict[int, dict] = dataclasses.field(default_factory=dict)
     teacher: Dict[int, dict] = dataclasses.field(default_factory=dict)
@@ -42,32 +38,28 @@ class RunLog:
 
 
 def read_run_log(work_dir: str) -> RunLog:
-    """Merge the scalars of every start of the run in ``work_dir``."""
+    """Merge the scalars of every start of the run in ``work_dir``, a later
+    start winning for the same step."""
     log = RunLog()
     for folder in sorted(glob.glob(osp.join(work_dir, STAMP))):
         log.log_files += glob.glob(osp.join(folder, '*.log'))
-        scalars = osp.join(folder, 'vis_data', 'scalars.json')
-        if not osp.isfile(scalars):
-            continue
-        log.scalar_files.append(scalars)
-        for line in Path(scalars).read_text().splitlines():
+        log.scalar_files += glob.glob(
+            osp.join(folder, 'vis_data', 'scalars.json'))
+    for path in log.scalar_files:
+        for line in Path(path).read_text().splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # a killed run's cut last line
                 continue
-            step = record.pop('step', None)
-            if step is None:
-                continue
+            step = record.pop('step')
             if 'lr' in record or any(k.startswith('loss') for k in record):
                 log.train[step] = record
                 continue
-            for records, values in (
-                    (log.teacher, {k[len(TEACHER_PREFIX):]: v
-                                   for k, v in record.items()
-                                   if k.startswith(TEACHER_PREFIX)}),
-                    (log.val, {k: v for k, v in record.items()
-                               if '/' in k and
-                               not k.startswith(TEACHER_PREFIX)})):
+            teacher = {k[len(TEACHER_PREFIX):]: v for k, v in record.items()
+                       if k.startswith(TEACHER_PREFIX)}
+            val = {k: v for k, v in record.items()
+                   if '/' in k and not k.startswith(TEACHER_PREFIX)}
+            for records, values in ((log.teacher, teacher), (log.val, val)):
                 if values:
                     records[step] = values
     return log
@@ -77,16 +69,29 @@ def pick_metric(keys: List[str], metric: Optional[str] = None) -> str:
     """The logged key to report: ``metric`` (a bare name such as ``'mAP'``
     matches ``'<prefix>/mAP'``), else the first of
     :data:`PREFERRED_METRICS`."""
-    if metric is not None:
-        matches = [k for k in keys if k == metric] or [
-            k for k in keys if k.endswith('/' + metric)]
-        if len(matches) != 1:
-            raise MMRSKDError(f'metric "{metric}" was not logged; logged '
-                              f'metrics: {", ".join(keys) or "none"} (pass '
-                              'one of them as --metric)')
-        return matches[0]
-    return next((k for suffix in PREFERRED_METRICS for k in keys
-                 if k.endswith(suffix)), keys[0])
+    if metric is None:
+        return next((k for suffix in PREFERRED_METRICS for k in keys
+                     if k.endswith(suffix)), keys[0])
+    matches = [k for k in keys if k == metric] or [
+        k for k in keys if k.endswith('/' + metric)]
+    if len(matches) != 1:
+        raise MMRSKDError(f'metric "{metric}" was not logged; logged '
+                          f'metrics: {", ".join(keys)} (pass one of them as '
+                          '--metric)')
+    return matches[0]
+
+
+def stat_of(values) -> Optional[Stat]:
+    """Mean, sample std (0 for one value) and count of the values that are
+    not None; None without any."""
+    values = [v for v in values if v is not None]
+    return Stat(statistics.fmean(values), statistics.stdev(values) if len(
+        values) > 1 else 0.0, len(values)) if values else None
+
+
+def mean_of(values) -> Optional[float]:
+    stat = stat_of(values)
+    return stat and stat.mean
 
 
 @dataclasses.dataclass
@@ -107,8 +112,8 @@ class RunResult:
 
     @property
     def setting(self) -> Dict[str, Any]:
-        """The axes without the seed: runs that differ only in the seed
-        share a setting."""
+        """The axes but the seed: runs that differ only in the seed share a
+        setting."""
         return {k: v for k, v in self.run.axis_values.items()
                 if k != 'seed' and not k.endswith('.seed')}
 
@@ -123,11 +128,12 @@ def collect_results(runs: Sequence[SweepRun],
         log, state = read_run_log(run.work_dir), read_state(run.work_dir) or {}
         times = [r['time'] for _, r in sorted(log.train.items())
                  if 'time' in r]
-        times = times[1:] if len(times) >= 3 else times
-        result = RunResult(run, state.get('status', PENDING),
-                           time_per_iter=statistics.median(times) if times
-                           else None, iters=max(log.train, default=None),
-                           train_seconds=state.get('train_seconds'))
+        result = RunResult(
+            run, state.get('status', PENDING),
+            time_per_iter=statistics.median(
+                times[len(times) >= 3:]) if times else None,
+            iters=max(log.train, default=None),
+            train_seconds=state.get('train_seconds'))
         keys = list(dict.fromkeys(k for r in log.val.values() for k in r))
         if keys:
             key = result.metric = pick_metric(keys, metric)
@@ -137,31 +143,17 @@ def collect_results(runs: Sequence[SweepRun],
             # the highest value, the first one on ties
             result.best_step, result.best = max(
                 values, key=lambda step_value: (step_value[1], -step_value[0]))
-            teacher = [r[key] for _, r in sorted(log.teacher.items())
-                       if key in r]
-            result.teacher = teacher[-1] if teacher else None
+            result.teacher = ([r[key] for _, r in sorted(log.teacher.items())
+                               if key in r] or [None])[-1]
         results.append(result)
     return results
 
 
-def mean_std(values) -> (Optional[float], Optional[float]):
-    """Mean and sample std of the values that are not None (std 0 for one).
-    """
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.fmean(values), std
-
-
 def group_by_setting(results: Sequence[RunResult]
                      ) -> Dict[tuple, List[RunResult]]:
-    """Runs that differ only in the seed, keyed by ``(method, setting)``.
-
-    Runs of one config with other non-axis overrides (two experiments, or
-    two sweeps) are different settings even with the same axis values; the
-    key then holds those overrides too.
-    """
+    """Runs that differ only in the seed, keyed by ``(method, setting)``;
+    runs of one config with other fixed overrides (two experiments, or two
+    sweeps) stay apart, the key then holding those overrides too."""
     groups, keys = {}, {}
     for r in results:
         axis_keys = {key for key, _, _ in r.run.axes}
@@ -171,10 +163,9 @@ def group_by_setting(results: Sequence[RunResult]
         identity = (osp.realpath(r.run.config), setting, repr(fixed))
         if identity not in keys:
             key = (r.run.method, setting)
-            if key in groups:  # same axes, other fixed overrides: show them
-                key = (r.run.method, setting + fixed)
-            keys[identity] = key
-            groups[key] = []
+            keys[identity] = key if key not in groups else (
+                r.run.method, setting + fixed)
+            groups[keys[identity]] = []
         groups[keys[identity]].append(r)
     return groups
 
@@ -211,7 +202,7 @@ def to_markdown(results: Sequence[RunResult]) -> str:
     digits = {'s/iter': 3, 'train s': 0}
     text = markdown_table(header[:-1], [[
         f'{v:.{digits.get(h, 4)}f}' if isinstance(v, float) else
-        '' if v is None else v for h, v in zip(header, row[:-1])]
+        '' if v is None else v for h, v in zip(header[:-1], row)]
         for row in rows])
     groups = group_by_setting(results)
     if all(len(g) == 1 for g in groups.values()):
@@ -219,8 +210,8 @@ def to_markdown(results: Sequence[RunResult]) -> str:
     lines = [[method, setting_text(setting) or '-', next(
         (r.metric for r in group if r.metric), ''),
         sum(r.final is not None for r in group)] + [
-        '' if m is None else f'{m:.4f} ± {s:.4f}' for m, s in (
-            mean_std(r.final for r in group), mean_std(r.best for r in group))]
+        '' if s is None else f'{s.mean:.4f} ± {s.std:.4f}' for s in (
+            stat_of(r.final for r in group), stat_of(r.best for r in group))]
         for (method, setting), group in groups.items()]
     return text + '\nMean ± std over seeds:\n\n' + markdown_table(
         ['method', 'setting', 'metric', 'runs', 'final', 'best'], lines)
@@ -236,8 +227,8 @@ def plot_results(results: Sequence[RunResult], path: str):
     for (method, setting), group in group_by_setting(results).items():
         finals = [r.final for r in group if r.final is not None]
         if finals:
-            mean, std = mean_std(finals)
-            drawn = ax.errorbar([len(labels)], [mean], yerr=[std],
+            stat = stat_of(finals)
+            drawn = ax.errorbar([len(labels)], [stat.mean], yerr=[stat.std],
                                 marker='o', capsize=3)
             ax.scatter([len(labels)] * len(finals), finals, s=8, alpha=0.4,
                        color=drawn[0].get_color())
@@ -253,7 +244,7 @@ def plot_results(results: Sequence[RunResult], path: str):
 def write_results(results: Sequence[RunResult], out_dir: str,
                   stem: str = 'results') -> Dict[str, str]:
     """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.png`` to
-    ``out_dir``; returns their paths by format."""
+    ``out_dir``; their paths by format."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {ext: osp.join(out_dir, f'{stem}.{ext}')
              for ext in ('csv', 'md', 'png')}

@@ -1,14 +1,6 @@
-"""The README tables, from sweep outputs only (see ``docs/sweeps.md``).
-
-Between ``<!-- results:start -->`` and ``<!-- results:end -->``: one row per
-distillation setting (a distiller config and its non-seed axes) with the
-teacher, the student trained alone, the distilled student, the gain, the
-student's params/FLOPs and the KD training overhead; a README gets the rows
-of the configs in its folder or below. Between ``<!-- kd-gain:start -->``
-and ``<!-- kd-gain:end -->``: the paired-gain tables of
-``benchmarks/kd_gain.py``'s JSON.
+"""The README tables, from sweep outputs only (``docs/sweeps.md``,
+section 4), and the paired-gain tables of ``benchmarks/kd_gain.py``'s JSON.
 """
-import collections
 import dataclasses
 import glob
 import json
@@ -21,10 +13,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.registry import init_default_scope
 
-from mmrskd.engine.sweep.executor import read_manifest
-from mmrskd.engine.sweep.results import (RunResult, collect_results,
+from mmrskd.engine.sweep.grid import config_stem, read_manifest
+from mmrskd.engine.sweep.results import (RunResult, Stat, collect_results,
                                          group_by_setting, markdown_table,
-                                         mean_std, setting_text)
+                                         mean_of, setting_text, stat_of)
 from mmrskd.evaluation.functional import sample_std
 from mmrskd.models.utils.complexity import (deployed_model_cfg,
                                             model_complexity, test_input_shape)
@@ -33,14 +25,6 @@ from mmrskd.utils.config import load_config, mmrskd_config_dir
 
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 KD_GAIN_START, KD_GAIN_END = '<!-- kd-gain:start -->', '<!-- kd-gain:end -->'
-
-Stat = collections.namedtuple('Stat', 'mean std count')
-
-
-def stat_of(values) -> Optional[Stat]:
-    """Mean, std and count of the values that are not None."""
-    values = [v for v in values if v is not None]
-    return Stat(*mean_std(values), len(values)) if values else None
 
 
 @dataclasses.dataclass
@@ -61,19 +45,17 @@ class BenchmarkRow:
 
     @property
     def gain(self) -> Optional[float]:
-        if self.distilled is None or self.student is None:
-            return None
-        return self.distilled.mean - self.student.mean
+        if self.distilled and self.student:
+            return self.distilled.mean - self.student.mean
 
     @property
     def overhead(self) -> Optional[float]:
-        if not self.kd_time or not self.student_time:
-            return None
-        return self.kd_time / self.student_time
+        if self.kd_time and self.student_time:
+            return self.kd_time / self.student_time
 
 
 def config_path(ref) -> Optional[str]:
-    """An absolute path for a config reference (``mmrskd::`` resolved), the
+    """The absolute path of a config reference (``mmrskd::`` resolved), the
     reference itself for other packages, None for model dicts."""
     ref = ref.get('cfg_path') if isinstance(ref, dict) else ref
     if not isinstance(ref, str):
@@ -93,38 +75,21 @@ def load_sweeps(sweep_dirs: Sequence[str], metric: Optional[str] = None
     return results
 
 
-def complexity(cfg, memo: dict) -> dict:
-    """``params``, ``flops`` and ``input_shape`` of what ``cfg`` deploys
-    ({} without a test Resize scale), counted once per model and shape in
-    ``memo``, since counting FLOPs builds the model."""
-    shape = test_input_shape(cfg)
-    if shape is None:
-        return {}
-    model = deployed_model_cfg(cfg)
-    key = json.dumps([model.to_dict(), shape], sort_keys=True, default=repr)
-    if key not in memo:
-        init_default_scope(cfg.get('default_scope', 'mmrskd'))
-        memo[key] = model_complexity(model, shape)
-    return memo[key]
-
-
 def benchmark_rows(results: Sequence[RunResult]) -> List[BenchmarkRow]:
-    """One row per distillation setting found in ``results``; the student
-    and teacher rows come from the runs of the configs that the distiller
-    names, with the same values on the axes they share."""
-    cfgs, rows, memo = {}, [], {}
+    """One row per distillation setting in ``results``; student and teacher
+    values from the runs of the configs the distiller names that agree on
+    the axes both have. Params and FLOPs are counted once per model."""
+    rows, complexities = [], {}
     for (method, setting), group in group_by_setting(results).items():
         run = group[0].run
-        if run.config not in cfgs:
-            cfgs[run.config] = load_config(run.config, where=run.name)
-            cfgs[run.config].merge_from_dict(run.cfg_options)
-        cfg = cfgs[run.config]
+        cfg = load_config(run.config, where=run.name)
+        cfg.merge_from_dict(run.cfg_options)
         model = cfg.get('model', {})
         if not ('student' in model and 'teacher' in model):
             continue
         setting = dict(setting)
         done = [r for r in group if r.final is not None]
-        metric = next((r.metric for r in done), None) or group[0].metric
+        metric = next((r.metric for r in done), group[0].metric)
 
         def runs_of(key):
             path = config_path(model[key])
@@ -135,7 +100,13 @@ def benchmark_rows(results: Sequence[RunResult]) -> List[BenchmarkRow]:
                         if k in setting)]
 
         students = runs_of('student')
-        info = complexity(cfg, memo)
+        shape, deployed = test_input_shape(cfg), deployed_model_cfg(cfg)
+        key = json.dumps([deployed.to_dict(), shape], sort_keys=True,
+                         default=repr)
+        if shape and key not in complexities:
+            init_default_scope(cfg.get('default_scope', 'mmrskd'))
+            complexities[key] = model_complexity(deployed, shape)
+        info = complexities.get(key, {})
         rows.append(BenchmarkRow(
             osp.realpath(run.config), method, tuple(setting.items()), metric,
             stat_of(r.final for r in done),
@@ -144,8 +115,8 @@ def benchmark_rows(results: Sequence[RunResult]) -> List[BenchmarkRow]:
                 r.final for r in runs_of('teacher')),
             params=info.get('params'), flops=info.get('flops'),
             input_shape=tuple(info['input_shape']) if info else None,
-            kd_time=mean_std(r.time_per_iter for r in group)[0],
-            student_time=mean_std(r.time_per_iter for r in students)[0]))
+            kd_time=mean_of(r.time_per_iter for r in group),
+            student_time=mean_of(r.time_per_iter for r in students)))
     return rows
 
 
@@ -164,11 +135,9 @@ def render_table(rows: Sequence[BenchmarkRow], base_dir: str = '.',
     """The Markdown table; config links are relative to ``base_dir``."""
 
     def metric(stat):
-        if stat is None:
-            return '-'
-        text = format_number(100 * stat.mean, digits=digits)
-        return text + (f' ± {100 * stat.std:.{digits}f}' if stat.count > 1
-                       else '')
+        return '-' if stat is None else format_number(
+            100 * stat.mean, digits=digits) + (
+                f' ± {100 * stat.std:.{digits}f}' if stat.count > 1 else '')
 
     header = ['Config', 'Setting', 'Runs', 'Metric', 'Teacher', 'Student',
               'Distilled', 'Gain', 'Params (M)', 'FLOPs (G)', 'Input',
@@ -195,20 +164,18 @@ def slot_rows(folder: str, rows: Sequence[BenchmarkRow]
     if not folder.startswith(osp.realpath(mmrskd_config_dir()) + os.sep):
         return []
     done = {r.config for r in rows}
-    slots = []
-    for path in sorted(glob.glob(osp.join(folder, '*.py'))):
-        path = osp.realpath(path)
-        model = {} if path in done else load_config(path).get('model', {})
-        if 'student' in model and 'teacher' in model:
-            slots.append(BenchmarkRow(
-                path, osp.splitext(osp.basename(path))[0], (), None, None))
-    return slots
+    paths = [p for p in map(osp.realpath, sorted(glob.glob(osp.join(
+        folder, '*.py')))) if p not in done]
+    return [BenchmarkRow(path, config_stem(path), (), None, None)
+            for path in paths if {'student', 'teacher'} <= set(
+                load_config(path).get('model', {}))]
 
 
 def readme_block(rows: Sequence[BenchmarkRow], readme: str,
                  sources: Sequence[str], digits: int = 1) -> str:
-    """The text between the markers of ``readme``: its rows, and a slot for
-    every other distiller config of its folder, or a note."""
+    """The text between the markers of ``readme``: the rows of the configs
+    in its folder or below and a slot for every other distiller config of
+    its folder, or a note."""
     folder = osp.dirname(osp.realpath(readme))
     mine = [r for r in rows if r.config.startswith(folder + os.sep)]
     mine += slot_rows(folder, mine)
@@ -227,30 +194,28 @@ def readme_block(rows: Sequence[BenchmarkRow], readme: str,
 
 def kd_gain_block(record: dict, source: str,
                   method: Optional[str] = None) -> str:
-    """The paired-gain tables of ``benchmarks/kd_gain.py``'s JSON: every
-    pair of ``method`` (all pairs when None), one row per arm."""
+    """The paired-gain table of ``benchmarks/kd_gain.py``'s JSON: one row
+    per arm of every pair of ``method`` (of all pairs when None)."""
     seeds = record['seeds']
     note = (f'<!-- generated by `python tools/gen_results_tables.py '
             f'--kd-gain {source}`; do not edit by hand -->')
 
     def gain_cells(gain):
-        if gain is None:
-            return ['-', '-', '-']
-        return [f'{format_number(gain["mean"], True)} ± '
-                f'{format_number(gain["se"])}', format_number(gain['t']),
-                '**yes**' if gain['beats'] else 'no']
+        return ['-', '-', '-'] if gain is None else [
+            f'{format_number(gain["mean"], True)} ± '
+            f'{format_number(gain["se"])}', format_number(gain['t']),
+            '**yes**' if gain['beats'] else 'no']
 
     rows = []
     for name, pair in record['pairs'].items():
         if method not in (None, pair['method']):
             continue
         for arm, values in pair['arms'].items():
-            mean = mean_std(values.values())[0]
             rows.append([
                 name, pair['metric'], format_number(pair['teacher']),
                 f'**{arm}**' if arm == pair['method'] else arm,
                 *[format_number(values.get(str(s))) for s in seeds],
-                f'{format_number(mean)} ± '
+                f'{format_number(mean_of(values.values()))} ± '
                 f'{format_number(sample_std(values.values()))}',
                 *gain_cells(pair['gains'].get(arm))])
         for baseline, versus in pair['method_vs_baseline'].items():
@@ -283,7 +248,8 @@ def replace_block(text: str, block: str, where: str, start: str = START,
 
 
 def rewrite_readmes(readmes: Sequence[str], block: Callable[[str], str],
-                    start: str, end: str, check: bool) -> Dict[str, bool]:
+                    start: str = START, end: str = END,
+                    check: bool = False) -> Dict[str, bool]:
     """Put ``block(readme)`` between the markers of every README (with
     ``check``, only compare); whether each changed (or would change)."""
     changed = {}
@@ -296,29 +262,20 @@ def rewrite_readmes(readmes: Sequence[str], block: Callable[[str], str],
     return changed
 
 
-def update_readmes(rows: Sequence[BenchmarkRow], readmes: Sequence[str],
-                   sources: Sequence[str], digits: int = 1,
-                   check: bool = False) -> Dict[str, bool]:
-    """Rewrite the results tables of ``readmes``."""
-    return rewrite_readmes(
-        readmes, lambda readme: readme_block(rows, readme, sources, digits),
-        START, END, check)
-
-
 def update_kd_gain_readmes(record: dict, readmes: Sequence[str], source: str,
                            check: bool = False) -> Dict[str, bool]:
     """Rewrite the kd-gain tables of ``readmes``: ``configs/<method>/``
     gets that method's pairs; a baseline's folder (an arm that is no pair's
     method, e.g. ``configs/pkd``) and any other README get all pairs."""
     methods = {p['method'] for p in record['pairs'].values()}
-    arms = {arm for p in record['pairs'].values() for arm in p['arms']}
 
     def block(readme):
         folder = osp.dirname(osp.abspath(readme))
         method = osp.basename(folder)
-        in_configs = osp.basename(osp.dirname(folder)) == 'configs'
-        return kd_gain_block(record, source, method if in_configs and (
-            method not in arms - methods) else None)
+        own = osp.basename(osp.dirname(folder)) == 'configs' and (
+            method in methods or not any(
+                method in p['arms'] for p in record['pairs'].values()))
+        return kd_gain_block(record, source, method if own else None)
 
     return rewrite_readmes(readmes, block, KD_GAIN_START, KD_GAIN_END, check)
 
@@ -326,7 +283,6 @@ def update_kd_gain_readmes(record: dict, readmes: Sequence[str], source: str,
 def find_readmes(root: str, marker: str = START) -> List[str]:
     """``README.md`` of ``root`` and of ``root/configs/*/`` that have
     ``marker``."""
-    candidates = [osp.join(root, 'README.md')] + sorted(
+    return [path for path in [osp.join(root, 'README.md')] + sorted(
         glob.glob(osp.join(root, 'configs', '*', 'README.md')))
-    return [path for path in candidates
-            if osp.isfile(path) and marker in Path(path).read_text()]
+        if osp.isfile(path) and marker in Path(path).read_text()]
