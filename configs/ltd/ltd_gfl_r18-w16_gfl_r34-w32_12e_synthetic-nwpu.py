@@ -1,5 +1,5 @@
 # LTD on the narrow GFL pair, synthetic NWPU VHR-10 (CPU runs and tests):
-# the released loss settings. Train the teacher first:
+# the base's loss settings. Train the teacher first:
 #   python tools/train.py configs/ltd/gfl_r34-w32_fpn_12e_synthetic-nwpu.py
 _base_ = [
     './_base_/ltd_gfl.py', '../_base_/datasets/synthetic_nwpu_vhr10.py',

@@ -1,4 +1,4 @@
-# LTD, GFL R101 -> R18 on DIOR (800 px, 1x), the released loss settings.
+# LTD, GFL R101 -> R18 on DIOR (800 px, 1x), the base's loss settings.
 # Train the teacher first:
 #   python tools/train.py configs/ltd/gfl_r101_fpn_1x_dior.py
 _base_ = [

@@ -1,5 +1,6 @@
-# LTD, GFL R101 -> R18 on NWPU VHR-10: the authors' released setting
-# (50 epochs, SGD lr 0.001, 1 GPU x 8 images; their log reports 93.6 mAP50).
+# LTD, GFL R101 -> R18 on NWPU VHR-10: the authors' released schedule
+# (50 epochs, SGD lr 0.001, 1 GPU x 8 images; their log reports 93.6 mAP50)
+# with the base's loss settings (what gained on the native pair, README).
 # Train the teacher first:
 #   python tools/train.py configs/ltd/gfl_r101_fpn_1xb8-50e_nwpu.py
 _base_ = [

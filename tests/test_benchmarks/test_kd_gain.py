@@ -147,6 +147,14 @@ def test_readme_table_comes_from_the_json(kd_gain, tmp_path):
     assert 'No pair of this method' in other.read_text()
     assert update_kd_gain_readmes(record, [str(readme)], 'k') == {
         str(readme): False}
+    assert 'commit `abc`' in text
+    # pairs written by separate --pairs calls keep their own commits
+    record['pairs']['ltd_gfl']['commit'] = 'def'
+    record['pairs']['ltd_retina'] = dict(record['pairs']['ltd_gfl'],
+                                         commit='abc')
+    update_kd_gain_readmes(record, [str(readme)], 'k')
+    assert 'commits `def` (ltd_gfl), `abc` (ltd_retina)' in \
+        readme.read_text()
 
 
 def test_every_dataset_of_a_run_points_at_the_pair_data(kd_gain):

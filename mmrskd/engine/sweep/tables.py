@@ -206,10 +206,13 @@ def kd_gain_block(record: dict, source: str,
             f'{format_number(gain["se"])}', format_number(gain['t']),
             '**yes**' if gain['beats'] else 'no']
 
-    rows = []
+    rows, commits = [], {}
     for name, pair in record['pairs'].items():
         if method not in (None, pair['method']):
             continue
+        # a --pairs call updates its own pairs only: each has its commit
+        commits.setdefault((pair.get('commit') or record.get('commit')
+                            or '-')[:10], []).append(name)
         for arm, values in pair['arms'].items():
             rows.append([
                 name, pair['metric'], format_number(pair['teacher']),
@@ -227,8 +230,11 @@ def kd_gain_block(record: dict, source: str,
     header = ['Pair', 'Metric', 'Teacher', 'Arm', *[
         f'seed {s}' for s in seeds], 'Mean ± std', 'Gain ± se', 't', 'Gain?']
     return (f'{note}\n\n`benchmarks/kd_gain.py --split {record["split"]}`, '
-            f'seeds {", ".join(map(str, seeds))}, commit '
-            f'`{(record.get("commit") or "-")[:10]}`, '
+            f'seeds {", ".join(map(str, seeds))}, '
+            + ('commit `{}`'.format(*commits) if len(commits) == 1 else
+               'commits ' + ', '.join(f'`{c}` ({", ".join(names)})'
+                                      for c, names in commits.items()))
+            + ', '
             f'{record["wall_seconds"] / 60:.0f} min of training in all. '
             'Metric ×100 at the last validation; gain = paired (same seed) '
             'difference to the student alone, ± its standard error; t = '
