@@ -6,7 +6,10 @@ Example::
     python tools/analysis_tools/tasd_row_weights.py \
         configs/ltd/ltd_gfl_r18-w16_gfl_r34-w32_12e_synthetic-nwpu.py \
         --cfg-options model.teacher_ckpt=TEACHER.pth \
-        train_dataloader.dataset.data_root=DATA/
+        train_dataloader.dataset.data_root=DATA/ \
+        model.distill_losses.loss_tasd.terms.loss_ld.weight_temperature=5
+
+(the shipped configs weight every row alike; 5 is the released value).
 
 For every ``reg`` term with a ``weight_temperature`` and every level, it
 prints the region's rows (box sides), their effective number
@@ -61,10 +64,18 @@ def main(argv=None):
     regions = tasd.regions(
         rows, [sample.gt_instances for sample in data['data_samples']],
         [sample.metainfo for sample in data['data_samples']])
+    weighted = [term for term, term_cfg in tasd.terms.items()
+                if term_cfg['task'] == 'reg'
+                and term_cfg['weight_temperature'] is not None]
+    if not weighted:
+        raise MMRSKDError(
+            f'{args.config}: no reg term of {args.loss} has a '
+            'weight_temperature (rows unweighted); pass e.g. --cfg-options '
+            f'model.distill_losses.{args.loss}.terms.loss_ld.'
+            'weight_temperature=5 (the released value)')
     bins = tasd.reg_max + 1
-    for term, term_cfg in tasd.terms.items():
-        if term_cfg['task'] != 'reg' or term_cfg['weight_temperature'] is None:
-            continue
+    for term in weighted:
+        term_cfg = tasd.terms[term]
         for level, (level_rows, mask) in enumerate(
                 zip(rows['reg'][1], regions[term_cfg['region']])):
             sides = level_rows[mask].reshape(-1, bins)
