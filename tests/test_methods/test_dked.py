@@ -471,6 +471,38 @@ def test_prediction_matches_hand_computation(combine, lam):
     assert all(x[0].grad is None for x in outs_T)  # the teacher is a target
 
 
+def test_prediction_soft_term_can_leave_the_student_boxes_alone():
+    # lam = 0, additive: the soft class term alone, whose gradient reaches
+    # the student's area ratio at cell B only through s_loc
+    outs_T = head_outputs((OFF_RATIO_LOGIT, GT_RATIO_LOGIT), [1., -1.])
+    values, ratio_grads = [], []
+    for detach in (False, True):
+        outs_S = head_outputs((GT_RATIO_LOGIT, OFF_RATIO_LOGIT), [0., 0.3])
+        loss = prediction_loss(lam=0., combine='additive',
+                               detach_student_quality=detach)
+        value = loss(outs_S, outs_T, prediction_targets())
+        value.backward()
+        values.append(value.item())
+        ratio_grads.append(outs_S[3][0].grad[0, 0, 0, 1].item())
+        if detach:
+            assert all(x[0].grad is None or not x[0].grad.any()
+                       for x in outs_S[1:4])
+    assert values[0] == pytest.approx(values[1], rel=1e-7)
+    assert values[0] == pytest.approx(expected_prediction_parts()['soft'],
+                                      rel=1e-5)
+    # d soft / d q_S(B) by hand: -(t / p - (1 - t) / (1 - p)) * 0.5 / 2
+    # (one class-0 BCE, p = 0.5 q_S, t = sigmoid(1) q_T(B), q_T(B) = 1,
+    # mean over the 2 positives), chained to the ratio logit through
+    # q_S = exp(-(r - 0.5)^2) and the hard sigmoid r = x / 6 + 0.5
+    r = OFF_RATIO_LOGIT / 6 + 0.5
+    q_S = math.exp(-(r - 0.5)**2)
+    p, t = 0.5 * q_S, sigmoid(1.)
+    d_q = -(t / p - (1 - t) / (1 - p)) * 0.5 / 2
+    d_r = d_q * q_S * (-2 * (r - 0.5)) / 6
+    assert ratio_grads[0] == pytest.approx(d_r, rel=1e-4)
+    assert ratio_grads[1] == 0
+
+
 def test_prediction_gate_follows_delta():
     outs_S = head_outputs((GT_RATIO_LOGIT, OFF_RATIO_LOGIT), [0., 0.3])
     outs_T = head_outputs((OFF_RATIO_LOGIT, GT_RATIO_LOGIT), [0., 0.3])

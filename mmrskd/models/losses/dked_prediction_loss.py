@@ -88,6 +88,11 @@ class DKEDPredictionLoss(nn.Module):
         combine (str): ``'reweight'``, ``'additive'`` or ``'full'``.
         distill_objectness (bool): count objectness as part of ``c``.
             Defaults to False [A].
+        detach_student_quality (bool): stop the soft class term's gradient
+            into the student's localisation quality :math:`s^{loc}_S`:
+            where the student's joint score is above the teacher's, that
+            gradient lowers :math:`s^{loc}_S`, i.e. pulls the student's box
+            away from its GT. Defaults to False [A].
         loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
@@ -103,6 +108,7 @@ class DKEDPredictionLoss(nn.Module):
                  lam: float = 0.5,
                  combine: str = 'reweight',
                  distill_objectness: bool = False,
+                 detach_student_quality: bool = False,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         name = type(self).__name__
@@ -117,6 +123,7 @@ class DKEDPredictionLoss(nn.Module):
         self.lam = lam
         self.combine = combine
         self.distill_objectness = distill_objectness
+        self.detach_student_quality = detach_student_quality
         self.loss_weight = loss_weight
 
     @property
@@ -184,6 +191,8 @@ class DKEDPredictionLoss(nn.Module):
         gt_classes = (targets['heatmap'] > 0).float()
         area_weights = targets['area_weights'].float() + (1 - pos_mask)
         log_quality_S = errors_S['loc_quality'].clamp(min=1e-30).log()
+        if self.detach_student_quality:
+            log_quality_S = log_quality_S.detach()
         joint_T = cls_T.sigmoid() * errors_T['loc_quality'][..., None]
         soft_pos = soft_bce_from_log_probs(
             F.logsigmoid(cls_S) + log_quality_S[..., None], joint_T)
