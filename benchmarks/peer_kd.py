@@ -140,6 +140,8 @@ def ours_overrides():
             _delete_=True,
             loss_ld=dict(preds_S='s_head[1]', preds_T='t_head[1]',
                          cls_scores_S='s_head[0]', labels='s_targets[1]')),
+        # mmdet's LD weight as it is: no calibration of the LTD terms
+        'model.grad_balance': None,
     }
 
 
