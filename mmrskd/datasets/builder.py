@@ -19,9 +19,7 @@ def build_dataset_from_config(config_path: str, split: str,
         cfg_options (dict, optional): ``--cfg-options`` overrides.
     """
     register_all_modules(init_default_scope=False)
-    cfg = load_tool_config(config_path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = load_tool_config(config_path, cfg_options)
     key = f'{split}_dataloader'
     if not cfg.get(key) or 'dataset' not in cfg[key]:
         raise MMRSKDError(f'{key}.dataset is not set in {config_path}; '

@@ -66,6 +66,10 @@ def apply_common_args(args, cfg, config_path):
             dist_cfg['backend'] = 'gloo'  # nccl needs GPUs
 
 
-def load_tool_config(path):
-    """Load the config a tool was given, with a one-line error if absent."""
-    return load_config(path, where='CONFIG')
+def load_tool_config(path, cfg_options=None):
+    """Load the config a tool was given, with a one-line error if absent,
+    and merge its ``--cfg-options`` (a dict, or None)."""
+    cfg = load_config(path, where='CONFIG')
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg

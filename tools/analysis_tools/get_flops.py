@@ -49,9 +49,7 @@ def main(argv=None):
     args = parse_args(argv)
     height, width = input_shape(args.shape)
     register_all_modules(init_default_scope=False)
-    cfg = load_tool_config(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options)
 
     from mmengine.registry import init_default_scope
 

@@ -46,9 +46,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     register_all_modules()
-    cfg = load_tool_config(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options)
     model = MODELS.build(cfg.model)
     losses = getattr(model, 'distill_losses', {})
     tasd = losses[args.loss] if args.loss in losses else None

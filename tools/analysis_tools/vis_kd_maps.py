@@ -227,9 +227,7 @@ def main(argv=None):
     if not 0 <= args.alpha <= 1:
         raise MMRSKDError(f'--alpha {args.alpha}: must be in [0, 1]')
     register_all_modules(init_default_scope=False)
-    cfg = load_tool_config(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_tool_config(args.config, args.cfg_options)
 
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import init_default_scope
