@@ -229,12 +229,13 @@ def kd_gain_block(record: dict, source: str,
         return f'{note}\n\nNo pair of this method in {source} yet.\n'
     header = ['Pair', 'Metric', 'Teacher', 'Arm', *[
         f'seed {s}' for s in seeds], 'Mean ± std', 'Gain ± se', 't', 'Gain?']
+    if len(commits) == 1:
+        commit_text = f'commit `{next(iter(commits))}`'
+    else:
+        commit_text = 'commits ' + ', '.join(
+            f'`{c}` ({", ".join(names)})' for c, names in commits.items())
     return (f'{note}\n\n`benchmarks/kd_gain.py --split {record["split"]}`, '
-            f'seeds {", ".join(map(str, seeds))}, '
-            + ('commit `{}`'.format(*commits) if len(commits) == 1 else
-               'commits ' + ', '.join(f'`{c}` ({", ".join(names)})'
-                                      for c, names in commits.items()))
-            + ', '
+            f'seeds {", ".join(map(str, seeds))}, {commit_text}, '
             f'{record["wall_seconds"] / 60:.0f} min of training in all. '
             'Metric ×100 at the last validation; gain = paired (same seed) '
             'difference to the student alone, ± its standard error; t = '
