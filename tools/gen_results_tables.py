@@ -81,7 +81,7 @@ def write_kd_gain_tables(path, readmes, check):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from mmrskd.engine.sweep.release import write_model_index
+    from mmrskd.engine.release import write_model_index
     from mmrskd.engine.sweep.tables import (benchmark_rows, find_readmes,
                                             load_sweeps, readme_block,
                                             render_table, rewrite_readmes)

@@ -63,7 +63,7 @@ def main(argv=None):
         shape = tuple(args.shape * (3 - len(args.shape)))[:2]
     register_all_modules(init_default_scope=False)
 
-    from mmrskd.engine.sweep.release import publish
+    from mmrskd.engine.release import publish
     release = publish(args.src, args.out_dir, config=args.config,
                       checkpoint=args.checkpoint, name=args.name,
                       input_shape=shape, weights_url=args.weights_url,

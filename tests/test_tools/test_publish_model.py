@@ -151,7 +151,7 @@ def test_metafile_entry(released):
 
 
 def test_metafile_upsert_and_errors(released, tmp_path):
-    from mmrskd.engine.sweep.release import update_metafile
+    from mmrskd.engine.release import update_metafile
     metafile = tmp_path / 'metafile.yml'
     metafile.write_text(yaml.safe_dump(dict(
         Collections=[dict(Name='PKD')],
@@ -165,7 +165,7 @@ def test_metafile_upsert_and_errors(released, tmp_path):
     assert [m['Name'] for m in data['Models']] == ['other', 'pkd_tiny']
     assert data['Models'][1] == entry
 
-    from mmrskd.engine.sweep.release import publish
+    from mmrskd.engine.release import publish
     with pytest.raises(MMRSKDError, match='neither a work dir'):
         publish(str(tmp_path / 'missing'), str(tmp_path / 'out'))
     with pytest.raises(MMRSKDError, match='best_'):

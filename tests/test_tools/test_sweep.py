@@ -525,8 +525,7 @@ def test_benchmark_table_teacher_student_gain_overhead(tmp_path, data_root):
 
 
 def test_model_index_lists_the_metafiles(tmp_path):
-    from mmrskd.engine.sweep.release import (model_index_text,
-                                             write_model_index)
+    from mmrskd.engine.release import model_index_text, write_model_index
     for method in ('pkd', 'fgd', 'cwd'):
         (tmp_path / 'configs' / method).mkdir(parents=True)
     for method in ('pkd', 'fgd'):

@@ -1,5 +1,5 @@
 """Benchmark sweeps (``docs/sweeps.md``): grids of configs × overrides,
-their training, results, README tables and model-zoo releases."""
+their training, results and README tables."""
 from mmrskd.engine.sweep.executor import SweepExecutor
 from mmrskd.engine.sweep.grid import (Sweep, SweepRun, config_stem,
                                       expand_grid, is_sweep_file,

@@ -1,5 +1,6 @@
-"""Model-zoo releases of trained students, and the model index
-(``docs/sweeps.md``, section 5)."""
+"""Model-zoo releases of distilled students (student weights, config,
+metafile) and the model index ``model-index.yml`` (``docs/sweeps.md``,
+section 5)."""
 import glob
 import hashlib
 import os
