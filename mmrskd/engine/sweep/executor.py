@@ -1,7 +1,7 @@
-"""Train the runs of a sweep one after the other, each in its own process;
-``<run work dir>/sweep_run.json`` (status, pid, attempts, config
-fingerprint, ...) lets a later call skip, resume, retrain, leave alone or
-refuse each run (``docs/sweeps.md``, section 2)."""
+"""Train a sweep's runs one after the other, each in its own process; the
+``sweep_run.json`` of a run (status, pid, attempts, config fingerprint, ...)
+lets a later call skip, resume, retrain, leave alone or refuse it
+(``docs/sweeps.md``, section 2)."""
 import collections
 import fnmatch
 import json
@@ -81,12 +81,9 @@ def _alive(state: dict) -> bool:
 
 def run_status(work_dir: str, fingerprint: Optional[str] = None) -> str:
     """The status of a run before this call touches it: skipped, resume,
-    pending, busy or, when trained with another config ``fingerprint``,
-    stale."""
-    state = read_state(work_dir)
-    if state is None:
-        # trained without the sweep: resumable, but never taken as finished
-        return RESUME if last_checkpoint(work_dir) else PENDING
+    pending, busy or stale (trained with another config ``fingerprint``)."""
+    # no state: trained without the sweep, resumable but never taken as done
+    state = read_state(work_dir) or {}
     if state.get('status') == RUNNING and state.get('pid') and _alive(state):
         return BUSY
     if fingerprint is not None and state.get('fingerprint') not in (
@@ -116,43 +113,39 @@ class SweepProgress:
 
     def __init__(self, statuses: Dict[str, str], stream=None,
                  live: Optional[bool] = None):
-        self.statuses = dict(statuses)
-        console = Console(file=stream or sys.stdout, soft_wrap=True)
+        self.console = Console(file=stream or sys.stdout, soft_wrap=True,
+                               markup=False, highlight=False)
         self.bar = Progress(
             BarColumn(), MofNCompleteColumn(),
-            TextColumn('{task.description}', markup=False), console=console,
-            disable=not (console.is_terminal if live is None else live))
+            TextColumn('{task.description}', markup=False),
+            console=self.console, disable=not (
+                self.console.is_terminal if live is None else live))
         self.task = self.bar.add_task('', total=len(statuses))
         self.bar.start()
-        for name in statuses:
-            self.update(name, line=True)
+        self.statuses = dict.fromkeys(statuses)
+        for name, status in statuses.items():
+            self.update(name, status)
 
     @property
     def finished(self) -> int:
         return sum(s in FINISHED for s in self.statuses.values())
 
-    def print(self, text: str):
-        """Print above the bar."""
-        self.bar.console.print(text, markup=False, highlight=False)
-
     def update(self, name: str, status: Optional[str] = None,
-               detail: str = '', line: bool = False):
-        """Set a run's status and detail text; a line when the status
-        changes (or with ``line``)."""
-        if line or status not in (None, self.statuses[name]):
-            self.statuses[name] = status or self.statuses[name]
-            self.print(f'[sweep {self.finished}/{len(self.statuses)}] '
-                       f'{self.statuses[name]:<8} {name}' +
-                       (f'  {detail}' if detail else ''))
+               detail: str = ''):
+        """Set a run's status and detail; a line when the status changes."""
+        if status not in (None, self.statuses[name]):
+            self.statuses[name] = status
+            self.console.print(f'[sweep {self.finished}/{len(self.statuses)}]'
+                               f' {status:<8} {name}  {detail}'.rstrip())
         self.bar.update(self.task, completed=self.finished,
                         description=f'{name}  {detail}')
 
     def close(self):
         self.bar.stop()
-        counts = sorted(collections.Counter(self.statuses.values()).items())
-        self.print(f'[sweep] {self.finished}/{len(self.statuses)} runs '
-                   'finished  (' + '  '.join(f'{s} {n}' for s, n in counts)
-                   + ')')
+        counts = '  '.join(f'{s} {n}' for s, n in sorted(
+            collections.Counter(self.statuses.values()).items()))
+        self.console.print(f'[sweep] {self.finished}/{len(self.statuses)} '
+                           f'runs finished  ({counts})')
 
 
 class SweepExecutor:
@@ -173,12 +166,10 @@ class SweepExecutor:
                              for run in self.runs}
 
     def status(self, run: SweepRun) -> str:
-        """The run's status now; with ``force`` only a busy run is left
-        alone."""
+        """The run's status now; ``force`` leaves only a busy run alone."""
         status = run_status(run.work_dir, self.fingerprints[run.name])
-        if self.force and status != BUSY and osp.isdir(run.work_dir):
-            return PENDING
-        return status
+        forced = self.force and status != BUSY and osp.isdir(run.work_dir)
+        return PENDING if forced else status
 
     def plan(self) -> List[dict]:
         """What a call would do: name, status and command of each run."""
@@ -259,6 +250,6 @@ class SweepExecutor:
             return DONE
         progress.update(run.name, FAILED, f'exit code {code} after '
                         f'{seconds:.0f} s; log: {output}')
-        progress.print('\n'.join(Path(output).read_text(
+        progress.console.print('\n'.join(Path(output).read_text(
             errors='replace').splitlines()[-30:]))
         return FAILED

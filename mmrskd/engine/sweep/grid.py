@@ -1,7 +1,6 @@
-"""Sweep grids: configs × ``--cfg-options`` axes → named runs, and the
-manifest of a sweep dir's runs (``docs/sweeps.md``, section 1). A value
-means what ``--cfg-options KEY=VALUE`` makes of it: it is written that way
-and parsed back with mmengine's ``DictAction``."""
+"""Sweep grids (configs × ``--cfg-options`` axes → named runs) and the
+manifest of a sweep dir (``docs/sweeps.md``, section 1). A value means what
+``--cfg-options KEY=VALUE`` makes of it: written so, parsed by DictAction."""
 import dataclasses
 import hashlib
 import itertools
@@ -23,9 +22,8 @@ MANIFEST = 'sweep.json'
 
 @dataclasses.dataclass(frozen=True)
 class SweepRun:
-    """One training run: its stable ``name``, the ``config`` as given, the
-    ``(key, short name, value)`` of each axis, every override as
-    ``--cfg-options`` parses it, and its own ``work_dir``."""
+    """One training run; ``axes`` are ``(key, short name, value)``,
+    ``cfg_options`` every override as ``--cfg-options`` parses it."""
     name: str
     config: str
     axes: Tuple[Tuple[str, str, Any], ...]
@@ -60,8 +58,7 @@ def config_stem(config: str) -> str:
 
 
 def format_value(value: Any, key: str = 'value') -> str:
-    """``value`` as ``--cfg-options`` takes it; refuses what it cannot carry
-    (a dict, or a string that ``DictAction`` would split or strip)."""
+    """``value`` as ``--cfg-options`` takes it; refuses what it can't carry."""
     if isinstance(value, (list, tuple)):
         inner = ','.join(format_value(v, key) for v in value)
         return f'[{inner}]' if isinstance(value, list) else f'({inner})'
@@ -86,15 +83,13 @@ def name_value(value: Any) -> str:
 def short_axis_names(keys: List[str]) -> Dict[str, str]:
     """The shortest dotted suffix of each key that no other key ends with,
     e.g. ``randomness.seed`` → ``seed``."""
-
-    def short(key):
-        parts = key.split('.')
-        return next((suffix for suffix in (
+    names = {}
+    for key in keys:
+        parts, others = key.split('.'), ['.' + k for k in keys if k != key]
+        names[key] = next((suffix for suffix in (
             '.'.join(parts[-n:]) for n in range(1, len(parts)))
-            if not any(('.' + k).endswith('.' + suffix)
-                       for k in keys if k != key)), key)
-
-    return {key: short(key) for key in keys}
+            if not any(o.endswith('.' + suffix) for o in others)), key)
+    return names
 
 
 def _mapping(value, where: str, allowed=None) -> dict:
@@ -123,8 +118,7 @@ def _experiments(spec: dict, where: str):
         entry = _mapping(entry, at, SWEEP_KEYS[:3])
         configs = entry.get('configs') or []
         grid = _mapping(entry.get('grid'), f'{at}.grid')
-        for key, values in shared_grid.items():
-            grid.setdefault(key, values)
+        grid.update({k: v for k, v in shared_grid.items() if k not in grid})
         options = dict(shared_options, **_mapping(entry.get('cfg_options'),
                                                   f'{at}.cfg_options'))
         yield ([configs] if isinstance(configs, str) else list(configs),
@@ -182,8 +176,7 @@ def expand_grid(spec: dict, work_dir: str, where: str = 'sweep') -> Sweep:
 
 
 def load_sweep_file(path: str, work_dir: Optional[str] = None) -> Sweep:
-    """Read and expand a sweep file; ``work_dir`` overrides the file's,
-    whose default is ``work_dirs/sweeps/<file stem>``."""
+    """Read and expand a sweep file; ``work_dir`` overrides the file's."""
     if not osp.isfile(path):
         raise MMRSKDError(f'sweep file not found: {osp.abspath(path)}')
     spec = Config.fromfile(path).to_dict()

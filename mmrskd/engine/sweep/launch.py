@@ -70,7 +70,6 @@ def train_env(options: LaunchOptions) -> dict:
     importable, and ``OMP_NUM_THREADS=1`` unless set (thread counts change
     float reductions; two multi-thread runs on 2 cores ran 5x slower)."""
     repo = osp.dirname(osp.dirname(osp.abspath(options.train_script)))
-    return dict(os.environ,
-                OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'),
-                PYTHONPATH=os.pathsep.join(
-                    filter(None, (repo, os.environ.get('PYTHONPATH')))))
+    path = filter(None, (repo, os.environ.get('PYTHONPATH')))
+    return {'OMP_NUM_THREADS': '1', **os.environ,
+            'PYTHONPATH': os.pathsep.join(path)}

@@ -1,7 +1,6 @@
-"""What the runs of a sweep reached, read from mmengine's scalar logs
-(``<work_dir>/<timestamp>/vis_data/scalars.json`` of every (re)start: the
-training records by iteration, the validation ones by epoch or iteration),
-as CSV, Markdown and a PNG plot (``docs/sweeps.md``, section 3)."""
+"""What the runs of a sweep reached, from mmengine's scalar logs (the
+``<timestamp>/vis_data/scalars.json`` of every (re)start of a work dir), as
+CSV, Markdown and a PNG plot (``docs/sweeps.md``, section 3)."""
 import collections
 import csv
 import dataclasses
@@ -24,27 +23,20 @@ PREFERRED_METRICS = ('/mAP', '/bbox_mAP', 'mAP')
 STAMP = '[0-9]' * 8 + '_' + '[0-9]' * 6
 
 Stat = collections.namedtuple('Stat', 'mean std count')
-
-
-@dataclasses.dataclass
-class RunLog:
-    """A run's ``train``, ``val`` and ``teacher`` (``teacher/`` removed)
-    records by step, and the text logs and scalar files, oldest first."""
-    train: Dict[int, dict] = dataclasses.field(default_factory=dict)
-    val: Dict[int, dict] = dataclasses.field(default_factory=dict)
-    teacher: Dict[int, dict] = dataclasses.field(default_factory=dict)
-    log_files: List[str] = dataclasses.field(default_factory=list)
-    scalar_files: List[str] = dataclasses.field(default_factory=list)
+# a run's train, val and teacher (``teacher/`` removed) records by step, and
+# its text logs and scalar files, oldest first
+RunLog = collections.namedtuple('RunLog',
+                                'train val teacher log_files scalar_files')
 
 
 def read_run_log(work_dir: str) -> RunLog:
     """Merge the scalars of every start of the run in ``work_dir``, a later
     start winning for the same step."""
-    log = RunLog()
+    log = RunLog({}, {}, {}, [], [])
     for folder in sorted(glob.glob(osp.join(work_dir, STAMP))):
-        log.log_files += glob.glob(osp.join(folder, '*.log'))
-        log.scalar_files += glob.glob(
-            osp.join(folder, 'vis_data', 'scalars.json'))
+        log.log_files.extend(glob.glob(osp.join(folder, '*.log')))
+        log.scalar_files.extend(
+            glob.glob(osp.join(folder, 'vis_data', 'scalars.json')))
     for path in log.scalar_files:
         for line in Path(path).read_text().splitlines():
             try:
@@ -67,8 +59,7 @@ def read_run_log(work_dir: str) -> RunLog:
 
 def pick_metric(keys: List[str], metric: Optional[str] = None) -> str:
     """The logged key to report: ``metric`` (a bare name such as ``'mAP'``
-    matches ``'<prefix>/mAP'``), else the first of
-    :data:`PREFERRED_METRICS`."""
+    matches ``'<prefix>/mAP'``), else the first of ``PREFERRED_METRICS``."""
     if metric is None:
         return next((k for suffix in PREFERRED_METRICS for k in keys
                      if k.endswith(suffix)), keys[0])
@@ -112,8 +103,7 @@ class RunResult:
 
     @property
     def setting(self) -> Dict[str, Any]:
-        """The axes but the seed: runs that differ only in the seed share a
-        setting."""
+        """The axes but the seed (runs that differ only in it share one)."""
         return {k: v for k, v in self.run.axis_values.items()
                 if k != 'seed' and not k.endswith('.seed')}
 
@@ -141,8 +131,7 @@ def collect_results(runs: Sequence[SweepRun],
                       if key in r]
             result.final = values[-1][1]
             # the highest value, the first one on ties
-            result.best_step, result.best = max(
-                values, key=lambda step_value: (step_value[1], -step_value[0]))
+            result.best_step, result.best = max(values, key=lambda v: v[1])
             result.teacher = ([r[key] for _, r in sorted(log.teacher.items())
                                if key in r] or [None])[-1]
         results.append(result)
@@ -165,8 +154,7 @@ def group_by_setting(results: Sequence[RunResult]
             key = (r.run.method, setting)
             keys[identity] = key if key not in groups else (
                 r.run.method, setting + fixed)
-            groups[keys[identity]] = []
-        groups[keys[identity]].append(r)
+        groups.setdefault(keys[identity], []).append(r)
     return groups
 
 
@@ -196,8 +184,7 @@ def result_rows(results: Sequence[RunResult]) -> (List[str], List[list]):
 
 
 def to_markdown(results: Sequence[RunResult]) -> str:
-    """The per-run table (no work dirs) and, when seeds repeat a setting,
-    mean ± std."""
+    """The per-run table (no work dirs) and, when seeds repeat, mean ± std."""
     header, rows = result_rows(results)
     digits = {'s/iter': 3, 'train s': 0}
     text = markdown_table(header[:-1], [[
@@ -218,8 +205,7 @@ def to_markdown(results: Sequence[RunResult]) -> str:
 
 
 def plot_results(results: Sequence[RunResult], path: str):
-    """The final metric of every setting, mean ± std over seeds with the
-    single runs as dots."""
+    """The final metric of each setting: mean ± std, and each run as a dot."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend
     fig = Figure(figsize=(7, 4.5), layout='tight')
     ax = fig.subplots()
@@ -243,8 +229,7 @@ def plot_results(results: Sequence[RunResult], path: str):
 
 def write_results(results: Sequence[RunResult], out_dir: str,
                   stem: str = 'results') -> Dict[str, str]:
-    """Write ``<stem>.csv``, ``<stem>.md`` and ``<stem>.png`` to
-    ``out_dir``; their paths by format."""
+    """Write ``<stem>.{csv,md,png}`` to ``out_dir``; their paths by format."""
     os.makedirs(out_dir, exist_ok=True)
     paths = {ext: osp.join(out_dir, f'{stem}.{ext}')
              for ext in ('csv', 'md', 'png')}

@@ -1,6 +1,5 @@
-"""The README tables, from sweep outputs only (``docs/sweeps.md``,
-section 4), and the paired-gain tables of ``benchmarks/kd_gain.py``'s JSON.
-"""
+"""The README tables, from sweep outputs only (``docs/sweeps.md``, section
+4), and the paired-gain tables of ``benchmarks/kd_gain.py``'s JSON."""
 import dataclasses
 import glob
 import json
@@ -68,11 +67,8 @@ def config_path(ref) -> Optional[str]:
 def load_sweeps(sweep_dirs: Sequence[str], metric: Optional[str] = None
                 ) -> List[RunResult]:
     """The results of every run in the manifests of ``sweep_dirs``."""
-    results = []
-    for sweep_dir in sweep_dirs:
-        runs, sweep_metric = read_manifest(sweep_dir)
-        results += collect_results(runs, metric or sweep_metric)
-    return results
+    return [result for runs, sweep_metric in map(read_manifest, sweep_dirs)
+            for result in collect_results(runs, metric or sweep_metric)]
 
 
 def benchmark_rows(results: Sequence[RunResult]) -> List[BenchmarkRow]:
@@ -93,11 +89,10 @@ def benchmark_rows(results: Sequence[RunResult]) -> List[BenchmarkRow]:
 
         def runs_of(key):
             path = config_path(model[key])
-            return [r for r in results if path and r.final is not None
+            return [r for r in results if r.final is not None
                     and osp.realpath(r.run.config) == path
                     and r.metric == metric and all(
-                        setting[k] == v for k, v in r.setting.items()
-                        if k in setting)]
+                        setting.get(k, v) == v for k, v in r.setting.items())]
 
         students = runs_of('student')
         shape, deployed = test_input_shape(cfg), deployed_model_cfg(cfg)
@@ -173,9 +168,8 @@ def slot_rows(folder: str, rows: Sequence[BenchmarkRow]
 
 def readme_block(rows: Sequence[BenchmarkRow], readme: str,
                  sources: Sequence[str], digits: int = 1) -> str:
-    """The text between the markers of ``readme``: the rows of the configs
-    in its folder or below and a slot for every other distiller config of
-    its folder, or a note."""
+    """The text between the markers of ``readme``: the rows of the configs in
+    its folder or below, a slot per other distiller config there, or a note."""
     folder = osp.dirname(osp.realpath(readme))
     mine = [r for r in rows if r.config.startswith(folder + os.sep)]
     mine += slot_rows(folder, mine)
@@ -246,8 +240,7 @@ def kd_gain_block(record: dict, source: str,
 def replace_block(text: str, block: str, where: str, start: str = START,
                   end: str = END) -> str:
     """Put ``block`` between the markers ``start`` and ``end`` of ``text``."""
-    pattern = re.compile(re.escape(start) + r'.*?' + re.escape(end),
-                         re.DOTALL)
+    pattern = re.compile(f'{re.escape(start)}.*?{re.escape(end)}', re.DOTALL)
     if len(pattern.findall(text)) != 1:
         raise MMRSKDError(f'{where}: expected one {start} ... {end} pair; '
                           'add the two markers where the table goes')
@@ -288,8 +281,7 @@ def update_kd_gain_readmes(record: dict, readmes: Sequence[str], source: str,
 
 
 def find_readmes(root: str, marker: str = START) -> List[str]:
-    """``README.md`` of ``root`` and of ``root/configs/*/`` that have
-    ``marker``."""
+    """``README.md`` of ``root`` and of ``root/configs/*/`` with ``marker``."""
     return [path for path in [osp.join(root, 'README.md')] + sorted(
         glob.glob(osp.join(root, 'configs', '*', 'README.md')))
         if osp.isfile(path) and marker in Path(path).read_text()]
