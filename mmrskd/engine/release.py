@@ -14,8 +14,7 @@ import yaml
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from mmrskd.engine.sweep.executor import last_checkpoint
-from mmrskd.engine.sweep.results import read_run_log
+from mmrskd.engine.work_dir import last_checkpoint, read_run_log
 from mmrskd.models.utils.complexity import (deployed_model_cfg,
                                             model_complexity, test_input_shape)
 from mmrskd.utils import MMRSKDError

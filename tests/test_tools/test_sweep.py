@@ -18,8 +18,7 @@ import time
 
 import pytest
 
-from mmrskd.engine.sweep import (SweepRun, expand_grid, load_sweep_file,
-                                 read_run_log)
+from mmrskd.engine.sweep import SweepRun, expand_grid, load_sweep_file
 from mmrskd.engine.sweep.executor import (BUSY, DONE, PENDING, RESUME,
                                           SKIPPED, STALE, SweepExecutor,
                                           SweepProgress, run_status,
@@ -31,6 +30,7 @@ from mmrskd.engine.sweep.results import (collect_results, pick_metric,
 from mmrskd.engine.sweep.tables import (END, START, BenchmarkRow,
                                         benchmark_rows, load_sweeps,
                                         replace_block, slot_rows)
+from mmrskd.engine.work_dir import read_run_log
 from mmrskd.testing import tiny_rotated_retinanet_cfg
 from mmrskd.utils import MMRSKDError
 

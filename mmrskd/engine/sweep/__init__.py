@@ -6,10 +6,10 @@ from mmrskd.engine.sweep.grid import (Sweep, SweepRun, config_stem,
                                       load_sweep_file)
 from mmrskd.engine.sweep.launch import LaunchOptions
 from mmrskd.engine.sweep.results import (RunResult, collect_results,
-                                         read_run_log, write_results)
+                                         write_results)
 
 __all__ = [
     'Sweep', 'SweepRun', 'config_stem', 'expand_grid', 'is_sweep_file',
     'load_sweep_file', 'LaunchOptions', 'SweepExecutor', 'RunResult',
-    'collect_results', 'read_run_log', 'write_results'
+    'collect_results', 'write_results'
 ]

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from mmrskd.engine.sweep.grid import (Sweep, SweepRun, run_fingerprint,
                                       write_manifest)
 from mmrskd.engine.sweep.launch import LaunchOptions, train_command, train_env
+from mmrskd.engine.work_dir import last_checkpoint
 from mmrskd.utils import MMRSKDError
 from mmrskd.utils.checkpoint import atomic_write_bytes
 
@@ -57,13 +58,6 @@ def write_state(work_dir: str, **fields) -> dict:
     atomic_write_bytes(json.dumps(state, indent=2).encode(),
                        osp.join(work_dir, STATE_FILE))
     return state
-
-
-def last_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint mmengine's ``--resume`` would load, if it exists."""
-    pointer = Path(work_dir, 'last_checkpoint')
-    path = pointer.read_text().strip() if pointer.is_file() else ''
-    return path if path and osp.isfile(path) else None
 
 
 def _alive(state: dict) -> bool:

@@ -4,8 +4,6 @@ CSV, Markdown and a PNG plot (``docs/sweeps.md``, section 3)."""
 import collections
 import csv
 import dataclasses
-import glob
-import json
 import os
 import os.path as osp
 import statistics
@@ -14,47 +12,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from mmrskd.engine.sweep.executor import PENDING, read_state
 from mmrskd.engine.sweep.grid import SweepRun, name_value
+from mmrskd.engine.work_dir import read_run_log
 from mmrskd.utils import MMRSKDError
 
-TEACHER_PREFIX = 'teacher/'
 # metric keys tried in this order when none is given
 PREFERRED_METRICS = ('/mAP', '/bbox_mAP', 'mAP')
-# the YYYYMMDD_HHMMSS folder mmengine makes per start: sorted = chronological
-STAMP = '[0-9]' * 8 + '_' + '[0-9]' * 6
 
 Stat = collections.namedtuple('Stat', 'mean std count')
-# a run's train, val and teacher (``teacher/`` removed) records by step, and
-# its text logs and scalar files, oldest first
-RunLog = collections.namedtuple('RunLog',
-                                'train val teacher log_files scalar_files')
-
-
-def read_run_log(work_dir: str) -> RunLog:
-    """Merge the scalars of every start of the run in ``work_dir``, a later
-    start winning for the same step."""
-    log = RunLog({}, {}, {}, [], [])
-    for folder in sorted(glob.glob(osp.join(work_dir, STAMP))):
-        log.log_files.extend(glob.glob(osp.join(folder, '*.log')))
-        log.scalar_files.extend(
-            glob.glob(osp.join(folder, 'vis_data', 'scalars.json')))
-    for path in log.scalar_files:
-        for line in Path(path).read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:  # a killed run's cut last line
-                continue
-            step = record.pop('step')
-            if 'lr' in record or any(k.startswith('loss') for k in record):
-                log.train[step] = record
-                continue
-            teacher = {k[len(TEACHER_PREFIX):]: v for k, v in record.items()
-                       if k.startswith(TEACHER_PREFIX)}
-            val = {k: v for k, v in record.items()
-                   if '/' in k and not k.startswith(TEACHER_PREFIX)}
-            for records, values in ((log.teacher, teacher), (log.val, val)):
-                if values:
-                    records[step] = values
-    return log
 
 
 def pick_metric(keys: List[str], metric: Optional[str] = None) -> str:
