@@ -16,13 +16,20 @@ of the medians is printed (and whether the results agree):
   five 64-channel FPN levels and the heat map of a dense scene
   (``scene_batch``), the DDCs on the full maps against only where the map
   is non-zero (``DDC.forward_at``);
-* ``vlr``: LTD's VLR assignment of one dense scene on the 12,276 anchors,
-  all GT at once against by chunks of ``GT_CHUNK``: time, peak memory and
-  the pairs given to mmcv's rotated IoU kernel.
+* ``vlr``: the rotated IoUs LTD's VLR assignment computes in one dense
+  scene on the 12,276 anchors (the pairs its bound keeps), mmcv's
+  ``box_iou_rotated`` against the exact float64 ``aligned_hbox_rbox_iou``;
+  then the assignment itself with either for those pairs (the kernel on
+  all of them, or only where its value decides): time, peak memory and the
+  pairs given to the kernel;
+* ``tasd``: LTD's two TASD regions of two dense scenes (the ATSS positives
+  and the VLR), each assigner with its own ATSS search against
+  ``TASDRegionAssigner``, which shares one per image.
 
 Example::
 
     OMP_NUM_THREADS=1 python benchmarks/op_speed.py
+    OMP_NUM_THREADS=1 python benchmarks/op_speed.py vlr tasd
 """
 import argparse
 import math
@@ -47,8 +54,8 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n\n', 1)[1])
     parser.add_argument('parts', nargs='*', metavar='PART',
-                        help='iou, step, deform, ddc and/or vlr (default: '
-                        'all)')
+                        help='iou, step, deform, ddc, vlr and/or tasd '
+                        '(default: all)')
     parser.add_argument('--repeats', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
     args = parser.parse_args(argv)
@@ -244,50 +251,129 @@ def ddc_part(args):
            f'difference of the loss {gap:.1e})')
 
 
+def dense_anchors():
+    """The 12,276 horizontal anchors ``(P, 4)`` of ``rotated_anchors`` and
+    their count per level."""
+    anchors = rotated_anchors()
+    priors = torch.cat([anchors[:, :2] - anchors[:, 2:4] / 2,
+                        anchors[:, :2] + anchors[:, 2:4] / 2], dim=1)
+    return priors, [9 * (256 // s)**2 for s in (8, 16, 32, 64, 128)]
+
+
+def kernel_iou(hboxes, rboxes):
+    """mmcv's kernel (through mmrotate) on horizontal and rotated pairs."""
+    from mmdet.structures.bbox import HorizontalBoxes
+    from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
+    return RBboxOverlaps2D()(HorizontalBoxes(hboxes).convert_to('rbox'),
+                             rboxes, is_aligned=True).double()
+
+
 def vlr_part(args):
     from mmengine.structures import InstanceData
     from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
 
     from mmrskd.models.task_modules import VLRAssigner, vlr_assigner
-    anchors = rotated_anchors()
-    priors = torch.cat([anchors[:, :2] - anchors[:, 2:4] / 2,
-                        anchors[:, :2] + anchors[:, 2:4] / 2], dim=1)
-    counts = [9 * (256 // s)**2 for s in (8, 16, 32, 64, 128)]
+    priors, counts = dense_anchors()
     gt = dense_scene(1)[0]
-    assigner, chunk = VLRAssigner(), vlr_assigner.GT_CHUNK
+    assigner, exact_iou = VLRAssigner(), vlr_assigner.aligned_hbox_rbox_iou
+    kept = []
 
-    def assign(gt_chunk):
-        vlr_assigner.GT_CHUNK = gt_chunk
+    def keeping(hboxes, rboxes):
+        kept.append((hboxes, rboxes))
+        return exact_iou(hboxes, rboxes)
+
+    def assign(iou):
+        vlr_assigner.aligned_hbox_rbox_iou = iou
         try:
             return assigner.assign(InstanceData(priors=priors), counts, gt)
         finally:
-            vlr_assigner.GT_CHUNK = chunk
+            vlr_assigner.aligned_hbox_rbox_iou = exact_iou
 
-    variants = {'all GT': lambda: assign(len(gt)),
-                f'chunks of {chunk}': lambda: assign(chunk)}
+    assign(keeping)
+    hboxes, rboxes = kept[0]
+    medians = interleaved({'kernel': lambda: kernel_iou(hboxes, rboxes),
+                           'exact': lambda: exact_iou(hboxes, rboxes)},
+                          args.warmup, args.repeats)
+    gap = (kernel_iou(hboxes, rboxes) - exact_iou(hboxes, rboxes)).abs()
+    report(f'rotated IoU of the {len(hboxes)} pairs VLR keeps in a dense '
+           'scene', medians, 'kernel', 'exact',
+           f' (max difference {gap.max().item():.1e})')
+
+    variants = {'kernel': lambda: assign(kernel_iou),
+                'exact': lambda: assign(exact_iou)}
     medians = interleaved(variants, args.warmup, args.repeats)
     peaks = {name: peak_bytes(run, 'cpu') / 2**20
              for name, run in variants.items()}
-    kernel, pairs = RBboxOverlaps2D.__call__, []
+    kernel = RBboxOverlaps2D.__call__
 
-    def counting(self, bboxes1, *args, **kwargs):
-        pairs.append(len(bboxes1))
-        return kernel(self, bboxes1, *args, **kwargs)
+    def kernel_pairs(run):
+        """The pairs ``run`` gives to the kernel, and its result."""
+        counted = [0]
 
-    RBboxOverlaps2D.__call__ = counting
-    try:
-        assign(chunk)
-    finally:
-        RBboxOverlaps2D.__call__ = kernel
+        def counting(self, bboxes1, *call_args, **kwargs):
+            counted[0] += len(bboxes1)
+            return kernel(self, bboxes1, *call_args, **kwargs)
+
+        RBboxOverlaps2D.__call__ = counting
+        try:
+            result = run()
+        finally:
+            RBboxOverlaps2D.__call__ = kernel
+        return counted[0], result
+
+    (kernel_count, kernel_result), (exact_count, exact_result) = (
+        kernel_pairs(run) for run in variants.values())
+    same = torch.equal(kernel_result.gt_inds, exact_result.gt_inds)
     report(f'VLR assignment, {len(priors)} anchors x {len(gt)} GT', medians,
-           'all GT', f'chunks of {chunk}',
-           f'; peak {peaks["all GT"]:.1f} -> {peaks[f"chunks of {chunk}"]:.1f}'
-           f' MB; {sum(pairs)} of {len(priors) * len(gt)} pairs to the '
-           'kernel')
+           'kernel', 'exact',
+           f'; peak {peaks["kernel"]:.1f} -> {peaks["exact"]:.1f} MB; '
+           f'{kernel_count} -> {exact_count} of '
+           f'{len(priors) * len(gt)} pairs to the kernel (same region: '
+           f'{same})')
+
+
+def tasd_part(args):
+    from mmdet.structures.bbox import HorizontalBoxes
+    from mmengine.structures import InstanceData
+
+    from mmrskd.registry import TASK_UTILS
+    batch_gt = dense_scene(2)
+    regions = TASK_UTILS.build(dict(
+        type='TASDRegionAssigner',
+        prior_generator=dict(
+            type='mmdet.AnchorGenerator', octave_base_scale=4,
+            scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
+            strides=[8, 16, 32, 64, 128])))
+    sizes = [(256 // s, 256 // s) for s in (8, 16, 32, 64, 128)]
+    priors, counts, _ = regions.priors(sizes, len(batch_gt), None, 'cpu')
+
+    def shared():
+        return regions(['pos', 'vlr'], sizes, batch_gt)
+
+    def each_its_own():
+        # what TASDRegionAssigner did per region: a search per assigner
+        rotated = HorizontalBoxes(priors).convert_to('rbox')
+        return {
+            'pos': [regions.rbox_assigner.assign(
+                InstanceData(priors=rotated), counts, gt).gt_inds > 0
+                for gt in batch_gt],
+            'vlr': [regions.vlr_assigner.assign(
+                InstanceData(priors=priors), counts, gt).gt_inds > 0
+                for gt in batch_gt]}
+
+    medians = interleaved({'own searches': each_its_own,
+                           'one search': shared}, args.warmup, args.repeats)
+    ours, theirs = shared(), each_its_own()
+    same = all(torch.equal(torch.cat(ours[region], dim=1),
+                           torch.stack(theirs[region]))
+               for region in ('pos', 'vlr'))
+    report(f'TASD pos + vlr regions, 2 dense scenes '
+           f'({sum(len(gt) for gt in batch_gt)} GT)', medians,
+           'own searches', 'one search', f' (same regions: {same})')
 
 
 PARTS = dict(iou=iou_part, step=step_part, deform=deform_part, ddc=ddc_part,
-             vlr=vlr_part)
+             vlr=vlr_part, tasd=tasd_part)
 
 
 def main(argv=None):

@@ -16,9 +16,10 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import HorizontalBoxes
 from mmengine.structures import InstanceData
 from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
-from mmrotate.structures.bbox import RotatedBoxes
+from mmrotate.structures.bbox import RotatedBoxes, rbbox_overlaps
 
 from mmrskd.models.task_modules import VLRAssigner, vlr_assigner
+from mmrskd.models.task_modules.atss_candidates import ATSSCandidates
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.testing import (demo_batch, scene_batch, tiny_gfl_cfg,
                             tiny_rotated_retinanet_cfg)
@@ -364,12 +365,71 @@ def test_vlr_rotated_boxes_agree_with_horizontal_ones():
                                    rtol=0)
 
 
-@pytest.mark.parametrize('mode', ['diou', 'iou'])
-def test_vlr_rotated_iou_bound_leaves_the_region_unchanged(mode,
-                                                           monkeypatch):
-    """Rotated IoUs computed only where the bound allows give the region of
-    the IoUs of every pair."""
-    gen = torch.Generator().manual_seed(5)
+def kernel_vlr(priors, gt_instances, num_level_priors, topk=9,
+               iou_mode='diou', lower_ratio=0.25):
+    """The VLR of rotated GT as the assigner first computed it: mmcv's
+    kernel on every prior-GT pair, ``(P, k)`` matrices, and the highest IoU
+    of each prior (the lowest GT on ties). Returns ``gt_inds`` and
+    ``max_overlaps``."""
+    boxes = gt_instances.bboxes
+    ious = rbbox_overlaps(HorizontalBoxes(priors).convert_to('rbox').tensor,
+                          boxes.tensor).nan_to_num(0.0).clamp(0, 1)
+    centres = (priors[:, :2] + priors[:, 2:]) / 2
+    distances = (centres[:, None] - boxes.centers[None]).pow(2).sum(-1).sqrt()
+    candidates, start = [], 0
+    for count in num_level_priors:
+        candidates.append(distances[start:start + count].topk(
+            min(topk, count), dim=0, largest=False)[1] + start)
+        start += count
+    candidate_ious = ious.gather(0, torch.cat(candidates))
+    thresholds = candidate_ious.mean(0) + candidate_ious.std(0).nan_to_num(0)
+    scores = ious
+    if iou_mode == 'diou':
+        hulls = boxes.convert_to('hbox').tensor
+        enclose = (torch.max(priors[:, None, 2:], hulls[None, :, 2:]) -
+                   torch.min(priors[:, None, :2], hulls[None, :, :2]))
+        scores = ious - distances**2 / (enclose**2).sum(-1).clamp_min(1e-7)
+    in_vlr = (scores >= lower_ratio * thresholds) & (scores < thresholds)
+    best, best_gt = torch.where(in_vlr, ious, ious.new_tensor(-1.0)).max(1)
+    assigned = best >= 0
+    return torch.where(assigned, best_gt + 1, 0), torch.where(
+        assigned, best, best.new_zeros(()))
+
+
+def dense_scene_vlr_inputs(seed=2):
+    """A rendered synthetic DOTA scene (29 small rotated GT) on the 12,276
+    anchors of the 9-anchor RetinaNet: priors, counts per level, GT."""
+    detector = MODELS.build(tiny_rotated_retinanet_cfg())
+    _, samples = scene_batch(detector, num_images=1, seed=seed)
+    anchors = TASK_UTILS.build(dict(
+        type='mmdet.AnchorGenerator', octave_base_scale=4,
+        scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
+        strides=[8, 16, 32, 64, 128]))
+    level_priors = anchors.grid_priors(
+        [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)], device='cpu')
+    return (torch.cat(level_priors), [len(p) for p in level_priors],
+            samples[0].gt_instances)
+
+
+def assert_kernel_vlr(result, priors, gt_instances, counts, atol=1e-6,
+                      **kwargs):
+    """``result`` is the VLR of mmcv's kernel on every pair: the same GT
+    for every prior, IoUs within ``atol`` (the kernel's float32
+    rounding)."""
+    gt_inds, max_overlaps = kernel_vlr(priors, gt_instances, counts,
+                                       **kwargs)
+    assert torch.equal(result.gt_inds, gt_inds)
+    assigned = gt_inds > 0
+    assert torch.equal(result.labels[assigned],
+                       gt_instances.labels[gt_inds[assigned] - 1])
+    assert (result.labels[~assigned] == -1).all()
+    torch.testing.assert_close(result.max_overlaps, max_overlaps, atol=atol,
+                               rtol=0)
+
+
+def random_rotated_vlr_inputs(seed=5):
+    """300 priors of two levels, six rotated GT of random angles."""
+    gen = torch.Generator().manual_seed(seed)
     centres = torch.rand(300, 2, generator=gen) * 128
     sizes = torch.tensor([8.] * 200 + [24.] * 100)[:, None].expand(-1, 2)
     priors = torch.cat([centres - sizes / 2, centres + sizes / 2], dim=1)
@@ -377,38 +437,39 @@ def test_vlr_rotated_iou_bound_leaves_the_region_unchanged(mode,
                         torch.rand(6, 2, generator=gen) * 30 + 4,
                         (torch.rand(6, 1, generator=gen) - 0.5) * math.pi],
                        dim=1)
-    pruned = assign_vlr(priors, gt(RotatedBoxes(rboxes)), [200, 100],
-                        topk=9, iou_mode=mode)
+    return priors, [200, 100], gt(RotatedBoxes(rboxes), [0, 1, 2, 0, 1, 2])
+
+
+@pytest.mark.parametrize('mode,ratio', [('diou', 0.25), ('iou', 0.25),
+                                        ('diou', 0.0), ('iou', 0.0)])
+def test_vlr_of_rotated_gt_is_the_kernels_on_every_pair(mode, ratio,
+                                                        monkeypatch):
+    """Rotated IoUs computed only where the bound allows (the exact ones,
+    the kernel where they decide) give the region of the kernel on every
+    pair, with a lower bound of 0 too (zero-IoU pairs in the region); the
+    bound leaves the region unchanged."""
+    priors, counts, gt_instances = random_rotated_vlr_inputs()
+    kwargs = dict(topk=9, iou_mode=mode, lower_ratio=ratio)
+    pruned = assign_vlr(priors, gt_instances, counts, **kwargs)
+    assert (pruned.gt_inds > 0).sum() > 5  # not vacuous
+    assert_kernel_vlr(pruned, priors, gt_instances, counts, **kwargs)
     monkeypatch.setattr(
         VLRAssigner, '_iou_upper_bound',
-        staticmethod(lambda priors, gt_boxes: priors.new_full(
-            (len(priors), len(gt_boxes)), float('inf'))))
-    every_pair = assign_vlr(priors, gt(RotatedBoxes(rboxes)), [200, 100],
-                            topk=9, iou_mode=mode)
-    assert (pruned.gt_inds > 0).sum() > 5  # not vacuous
-    assert torch.equal(pruned.gt_inds, every_pair.gt_inds)
-    assert torch.equal(pruned.max_overlaps, every_pair.max_overlaps)
+        staticmethod(lambda priors, hulls, areas: priors.new_full(
+            (len(priors), ), float('inf'))))
+    unbounded = assign_vlr(priors, gt_instances, counts, **kwargs)
+    assert torch.equal(pruned.gt_inds, unbounded.gt_inds)
+    torch.testing.assert_close(pruned.max_overlaps, unbounded.max_overlaps,
+                               atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize('mode', ['diou', 'iou'])
-def test_vlr_bound_on_a_dense_scene_leaves_the_region_unchanged(
-        mode, monkeypatch):
+def test_vlr_on_a_dense_scene_is_the_kernels_on_every_pair(mode,
+                                                           monkeypatch):
     """Many small rotated GT (a rendered synthetic DOTA scene) on the
-    9-anchor RetinaNet priors: the region and its IoUs with the pruned
-    pairs, the GT assigned by chunks, are those of every pair and of all GT
-    at once, and most pairs are pruned."""
-    detector = MODELS.build(tiny_rotated_retinanet_cfg())
-    _, samples = scene_batch(detector, num_images=1, seed=2)
-    boxes = samples[0].gt_instances
-    assert len(boxes) > 3 * vlr_assigner.GT_CHUNK  # several chunks
-    anchors = TASK_UTILS.build(dict(
-        type='mmdet.AnchorGenerator', octave_base_scale=4,
-        scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
-        strides=[8, 16, 32, 64, 128]))
-    level_priors = anchors.grid_priors(
-        [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)], device='cpu')
-    priors = torch.cat(level_priors)
-    counts = [len(p) for p in level_priors]
+    9-anchor RetinaNet priors: the region of the kernel on every pair,
+    with the kernel on its candidates and a few other pairs only."""
+    priors, counts, boxes = dense_scene_vlr_inputs()
     computed = []
     kernel = RBboxOverlaps2D.__call__
 
@@ -417,24 +478,58 @@ def test_vlr_bound_on_a_dense_scene_leaves_the_region_unchanged(
         return kernel(self, bboxes1, bboxes2, *args, **kwargs)
 
     monkeypatch.setattr(RBboxOverlaps2D, '__call__', counting)
-    pruned = assign_vlr(priors, boxes, counts, iou_mode=mode)
-    pruned_pairs = sum(computed)
-    monkeypatch.setattr(
-        VLRAssigner, '_iou_upper_bound',
-        staticmethod(lambda priors, gt_boxes: priors.new_full(
-            (len(priors), len(gt_boxes)), float('inf'))))
-    every_pair = assign_vlr(priors, boxes, counts, iou_mode=mode)
-    # and all GT at once instead of by chunks (ties included)
-    monkeypatch.setattr(vlr_assigner, 'GT_CHUNK', len(boxes))
-    one_chunk = assign_vlr(priors, boxes, counts, iou_mode=mode)
-    assert (pruned.gt_inds > 0).sum() > 50
-    for result in (every_pair, one_chunk):
-        assert torch.equal(pruned.gt_inds, result.gt_inds)
-        assert torch.equal(pruned.max_overlaps, result.max_overlaps)
-    # DIoU: the centre-distance penalty prunes most of what the IoU bound
-    # keeps (5% of the pairs with the IoU bound alone)
-    share = 0.04 if mode == 'diou' else 0.1
-    assert pruned_pairs < share * len(priors) * len(boxes)
+    result = assign_vlr(priors, boxes, counts, iou_mode=mode)
+    assert (result.gt_inds > 0).sum() > 50
+    assert_kernel_vlr(result, priors, boxes, counts, iou_mode=mode)
+    # the 45 candidates of each GT, and a few pairs near a decision
+    assert sum(computed) < 45 * len(boxes) + 100
+
+
+def test_vlr_decides_by_the_kernel_near_a_bound_or_a_tie(monkeypatch):
+    """Exact IoUs off by up to half of ``KERNEL_MARGIN`` (here, each by a
+    random amount) still give the kernel's region and GT: every decision
+    they could change goes to the kernel; without that guard they change
+    the region."""
+    priors, counts, boxes = dense_scene_vlr_inputs()
+    exact_iou = vlr_assigner.aligned_hbox_rbox_iou
+    margin = vlr_assigner.KERNEL_MARGIN
+
+    def off(hboxes, rboxes):
+        gen = torch.Generator().manual_seed(len(hboxes))
+        noise = (torch.rand(len(hboxes), generator=gen,
+                            dtype=torch.float64) - 0.5) * margin
+        return exact_iou(hboxes, rboxes) + noise
+
+    monkeypatch.setattr(vlr_assigner, 'aligned_hbox_rbox_iou', off)
+    assert_kernel_vlr(assign_vlr(priors, boxes, counts), priors, boxes,
+                      counts, atol=margin)
+    monkeypatch.setattr(vlr_assigner, 'KERNEL_MARGIN', 0.0)
+    unguarded = assign_vlr(priors, boxes, counts)
+    assert not torch.equal(unguarded.gt_inds,
+                           kernel_vlr(priors, boxes, counts)[0])
+
+
+def test_vlr_pairs_keep_every_pair_that_can_be_in_the_region():
+    """The pairs left out have an IoU bound below their GT's region."""
+    priors, counts, boxes = dense_scene_vlr_inputs()
+    assigner = VLRAssigner()
+    candidates = ATSSCandidates(HorizontalBoxes(priors), boxes.bboxes,
+                                counts)
+    candidate_idxs, candidate_ious = candidates.candidates(9)
+    lowers = 0.25 * assigner.thresholds(candidate_ious)
+    hulls = boxes.bboxes.convert_to('hbox').tensor
+    num_gt = len(hulls)
+    candidate_ids = (candidate_idxs * num_gt + torch.arange(num_gt)).flatten()
+    kept = torch.zeros(len(priors) * num_gt, dtype=torch.bool)
+    kept[assigner.pairs(priors, hulls, boxes.bboxes.areas, candidate_ids,
+                        lowers)] = True
+    kept = kept.view(len(priors), num_gt)
+    assert kept.sum() < 0.1 * kept.numel()
+    assert kept.view(-1)[candidate_ids].all()
+    rows, cols = (~kept).nonzero(as_tuple=True)
+    bounds = VLRAssigner._iou_upper_bound(priors[rows], hulls[cols],
+                                          boxes.bboxes.areas[cols])
+    assert (bounds < lowers[cols]).all()
 
 
 def test_vlr_iou_upper_bound_bounds_the_kernel():
@@ -449,7 +544,12 @@ def test_vlr_iou_upper_bound_bounds_the_kernel():
     # 0 and 90 degrees: the hull is the box, the bound can be reached
     rboxes.tensor[:5, 4] = 0
     rboxes.tensor[5:8, 4] = math.pi / 2
-    bound = VLRAssigner._iou_upper_bound(priors, rboxes)
+    rows, cols = torch.meshgrid(torch.arange(500), torch.arange(20),
+                                indexing='ij')
+    rows, cols = rows.flatten(), cols.flatten()
+    bound = VLRAssigner._iou_upper_bound(
+        priors[rows], rboxes.convert_to('hbox').tensor[cols],
+        rboxes.areas[cols]).view(500, 20)
     ious = RBboxOverlaps2D()(
         HorizontalBoxes(priors).convert_to('rbox').tensor, rboxes.tensor)
     assert (ious > 0.3).sum() > 20  # overlapping pairs are tested
@@ -831,6 +931,8 @@ def test_tasd_levels_in_one_divergence_match_the_per_level_sum():
 
 
 def test_tasd_rotated_atss_computes_only_the_candidates_ious():
+    """The candidate-only assignment is mmrotate's: random GT (equal
+    centres, so distance ties, included) and a rendered dense scene."""
     from mmrotate.models.task_modules.assigners import RotatedATSSAssigner
 
     from mmrskd.models.task_modules import CandidateRotatedATSSAssigner
@@ -846,7 +948,7 @@ def test_tasd_rotated_atss_computes_only_the_candidates_ious():
         9, iou_calculator=dict(type='mmrotate.RBboxOverlaps2D'))
     ours = CandidateRotatedATSSAssigner(9)
     gen = torch.Generator().manual_seed(0)
-    num_positives = 0
+    cases = []
     for trial in range(8):
         num_gt = 1 + trial * 2
         boxes = torch.cat([
@@ -856,17 +958,73 @@ def test_tasd_rotated_atss_computes_only_the_candidates_ious():
         ], dim=1)
         if num_gt > 1:
             boxes[1, :2] = boxes[0, :2]  # equal centres: distance ties
-        gt_instances = gt(RotatedBoxes(boxes),
-                          torch.randint(5, (num_gt, ), generator=gen))
-        expected = reference.assign(InstanceData(priors=priors), counts,
-                                    gt_instances)
-        result = ours.assign(InstanceData(priors=priors), counts,
+        cases.append((priors, counts, gt(
+            RotatedBoxes(boxes), torch.randint(5, (num_gt, ),
+                                               generator=gen))))
+    dense_priors, dense_counts, dense_gt = dense_scene_vlr_inputs()
+    cases.append((HorizontalBoxes(dense_priors).convert_to('rbox'),
+                  dense_counts, dense_gt))
+    num_positives = 0
+    for case_priors, case_counts, gt_instances in cases:
+        expected = reference.assign(InstanceData(priors=case_priors),
+                                    case_counts, gt_instances)
+        result = ours.assign(InstanceData(priors=case_priors), case_counts,
                              gt_instances)
         assert torch.equal(result.gt_inds, expected.gt_inds)
+        assert torch.equal(result.max_overlaps, expected.max_overlaps)
         assert torch.equal(result.labels, expected.labels)
         num_positives += int((expected.gt_inds > 0).sum())
-    assert num_positives > 0
-    assert ours.iou_calculator is ours.full_overlaps  # restored
+    assert num_positives > 100
+
+
+def test_atss_candidates_distances_are_mmrotates():
+    from mmrotate.models.task_modules.assigners.rotated_atss_assigner import \
+        bbox_center_distance
+    priors, counts, boxes = dense_scene_vlr_inputs()
+    rotated = HorizontalBoxes(priors).convert_to('rbox')
+    for prior_boxes in (HorizontalBoxes(priors), rotated):
+        candidates = ATSSCandidates(prior_boxes, boxes.bboxes, counts)
+        assert torch.equal(candidates.distances,
+                           bbox_center_distance(boxes.bboxes, rotated))
+
+
+def test_tasd_regions_share_one_atss_search_per_image(monkeypatch):
+    """With rotated GT, 'pos' and 'vlr' of an image start from one search:
+    the distances once, the candidates' kernel IoUs once; the regions are
+    those of each assigner with its own search."""
+    detector = MODELS.build(tiny_rotated_retinanet_cfg())
+    _, samples = scene_batch(detector, num_images=2, seed=3)
+    batch_gt = [sample.gt_instances for sample in samples]
+    assigner = region_assigner(prior_generator=dict(
+        type='mmdet.AnchorGenerator', octave_base_scale=4,
+        scales_per_octave=3, ratios=[1.0, 0.5, 2.0],
+        strides=[8, 16, 32, 64, 128]))
+    sizes = [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
+    priors, counts, _ = assigner.priors(sizes, 2, None, 'cpu')
+    searches, candidate_calls = [], []
+    candidates = ATSSCandidates.candidates
+
+    def counting(self, topk):
+        searches.append(id(self))
+        candidate_calls.append((id(self), topk, topk in self._by_topk))
+        return candidates(self, topk)
+
+    monkeypatch.setattr(ATSSCandidates, 'candidates', counting)
+    regions = assigner(['pos', 'vlr'], sizes, batch_gt)
+    assert len(set(searches)) == 2  # one per image
+    assert [cached for _, _, cached in candidate_calls] == [
+        False, False, True, True]  # pos computes, vlr reuses
+    rotated = HorizontalBoxes(priors).convert_to('rbox')
+    for img, gt_instances in enumerate(batch_gt):
+        pos = assigner.rbox_assigner.assign(InstanceData(priors=rotated),
+                                            counts, gt_instances)
+        vlr = assigner.vlr_assigner.assign(InstanceData(priors=priors),
+                                           counts, gt_instances)
+        assert torch.equal(torch.cat(regions['pos'], dim=1)[img],
+                           pos.gt_inds > 0)
+        assert torch.equal(torch.cat(regions['vlr'], dim=1)[img],
+                           vlr.gt_inds > 0)
+        assert (vlr.gt_inds > 0).sum() > 50 and (pos.gt_inds > 0).sum() > 50
 
 
 def test_tasd_errors_are_one_line():

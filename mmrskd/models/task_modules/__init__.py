@@ -1,3 +1,4 @@
+from mmrskd.models.task_modules.atss_candidates import ATSSCandidates
 from mmrskd.models.task_modules.batch_task_aligned_assigner import \
     BatchTaskAlignedAssigner
 from mmrskd.models.task_modules.candidate_rotated_atss_assigner import \
@@ -8,6 +9,7 @@ from mmrskd.models.task_modules.tasd_region_assigner import \
 from mmrskd.models.task_modules.vlr_assigner import VLRAssigner
 
 __all__ = [
-    'BatchTaskAlignedAssigner', 'CandidateRotatedATSSAssigner',
-    'GGHLAssigner', 'TASDRegionAssigner', 'VLRAssigner'
+    'ATSSCandidates', 'BatchTaskAlignedAssigner',
+    'CandidateRotatedATSSAssigner', 'GGHLAssigner', 'TASDRegionAssigner',
+    'VLRAssigner'
 ]

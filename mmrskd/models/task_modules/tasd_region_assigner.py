@@ -7,6 +7,7 @@ from mmengine.structures import InstanceData
 from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes
 from torch import Tensor
 
+from mmrskd.models.task_modules.atss_candidates import ATSSCandidates
 from mmrskd.models.task_modules.candidate_rotated_atss_assigner import \
     CandidateRotatedATSSAssigner
 from mmrskd.registry import TASK_UTILS
@@ -32,7 +33,10 @@ class TASDRegionAssigner:
     the GFL/ATSS anchors, ``8 * stride`` squares); with image metas the
     priors outside each image's padded area are left out, as mmdet's anchor
     heads do with their ``valid_flags``, so ``'pos'`` is exactly an mmdet
-    anchor head's ATSS assignment.
+    anchor head's ATSS assignment. With rotated GT, ``'pos'`` and ``'vlr'``
+    share each image's ATSS search (:class:`ATSSCandidates`: the centre
+    distances, and the candidates with their IoUs when both ``topk`` are
+    equal).
 
     Args:
         prior_generator (dict): priors, one set per head level.
@@ -104,12 +108,13 @@ class TASDRegionAssigner:
         priors, num_level_priors, valid = self.priors(
             featmap_sizes, num_imgs, batch_img_metas, device)
         masks = {}
+        candidates = [None] * num_imgs  # per image, for all its GT regions
         for region in dict.fromkeys(regions):  # each once, in order
             if region == 'teacher_score':
                 mask = self._teacher_score(cls_rows_T, valid)
             else:
                 mask = self._gt_region(region, priors, num_level_priors,
-                                       valid, batch_gt_instances)
+                                       valid, batch_gt_instances, candidates)
             masks[region] = list(mask.split(num_level_priors, dim=1))
         return masks
 
@@ -147,9 +152,11 @@ class TASDRegionAssigner:
 
     def _gt_region(self, region: str, priors: Tensor,
                    num_level_priors: List[int], valid: Tensor,
-                   batch_gt_instances: Sequence[InstanceData]) -> Tensor:
+                   batch_gt_instances: Sequence[InstanceData],
+                   candidates: List[Optional[ATSSCandidates]]) -> Tensor:
         """The region ``(N, P)`` of every image, assigned among its valid
-        priors."""
+        priors; ``candidates`` holds each image's ATSS search, made here by
+        the first region that needs it."""
         masks = torch.zeros_like(valid)
         # valid priors per image and level, with one host sync
         counts = torch.stack([
@@ -157,32 +164,36 @@ class TASDRegionAssigner:
         ], dim=1).tolist()
         for img, gt_instances in enumerate(batch_gt_instances):
             img_valid = valid[img]
+            if candidates[img] is None:
+                boxes = to_box_type(gt_instances.bboxes).to(priors.device)
+                if isinstance(boxes, QuadriBoxes):
+                    boxes = boxes.convert_to('rbox')
+                # cheap until used: the distances are computed on demand
+                candidates[img] = ATSSCandidates(
+                    HorizontalBoxes(priors[img_valid]), boxes, counts[img])
             masks[img, img_valid] = self._image_region(
-                region, priors[img_valid], counts[img], gt_instances)
+                region, candidates[img],
+                gt_instances.labels.to(priors.device))
         return masks
 
-    def _image_region(self, region: str, priors: Tensor,
-                      num_level_priors: List[int],
-                      gt_instances: InstanceData) -> Tensor:
-        """The region of one image over ``priors`` ``(P, 4)``: ``(P, )``."""
-        boxes = to_box_type(gt_instances.bboxes).to(priors.device)
-        if isinstance(boxes, QuadriBoxes):
-            boxes = boxes.convert_to('rbox')
-        labels = gt_instances.labels.to(priors.device)
+    def _image_region(self, region: str, candidates: ATSSCandidates,
+                      labels: Tensor) -> Tensor:
+        """The region of one image over its priors: ``(P, )``."""
+        priors, boxes = candidates.priors, candidates.gt_boxes
+        num_level_priors = candidates.num_level_priors
         if region == 'gt_center':
-            centres = (priors[:, :2] + priors[:, 2:]) / 2
-            return boxes.find_inside_points(centres).any(dim=1)
+            return boxes.find_inside_points(priors.centers).any(dim=1)
+        gt_instances = InstanceData(bboxes=boxes, labels=labels)
         if region == 'vlr':
             result = self.vlr_assigner.assign(
-                InstanceData(priors=priors), num_level_priors,
-                InstanceData(bboxes=boxes, labels=labels))
+                InstanceData(priors=priors.tensor), num_level_priors,
+                gt_instances, candidates=candidates)
         elif isinstance(boxes, RotatedBoxes):
             result = self.rbox_assigner.assign(
-                InstanceData(
-                    priors=HorizontalBoxes(priors).convert_to('rbox')),
-                num_level_priors, InstanceData(bboxes=boxes, labels=labels))
+                InstanceData(priors=priors.convert_to('rbox')),
+                num_level_priors, gt_instances, candidates=candidates)
         else:
             result = self.hbox_assigner.assign(
-                InstanceData(priors=priors), num_level_priors,
+                InstanceData(priors=priors.tensor), num_level_priors,
                 InstanceData(bboxes=boxes.tensor, labels=labels))
         return result.gt_inds > 0

@@ -1,23 +1,25 @@
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from mmdet.models.task_modules.assigners import AssignResult, BaseAssigner
-from mmdet.structures.bbox import BaseBoxes, HorizontalBoxes, bbox_overlaps
+from mmdet.structures.bbox import BaseBoxes, HorizontalBoxes
 from mmengine.structures import InstanceData
-from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
-from mmrotate.structures.bbox import QuadriBoxes, RotatedBoxes
+from mmrotate.structures.bbox import QuadriBoxes
 from torch import Tensor
 
+from mmrskd.models.task_modules.atss_candidates import ATSSCandidates
 from mmrskd.registry import TASK_UTILS
-from mmrskd.structures import to_box_type
+from mmrskd.structures import aligned_hbox_rbox_iou, to_box_type
 from mmrskd.utils import MMRSKDError
 
 EPS = 1e-7
 # pairs this close below the region are computed too: mmcv's float32
 # kernel can return an IoU a few 1e-7 above a bound that is exact in reals
 BOUND_SLACK = 1e-5
-# ground truths assigned together (see VLRAssigner.assign)
-GT_CHUNK = 8
+# the exact float64 IoUs are within about 5e-7 of mmcv's float32 kernel:
+# where one is this close to a bound of the region, or to another GT's IoU
+# of the same prior, the kernel's value decides, as it did for every pair
+KERNEL_MARGIN = 1e-4
 
 
 @TASK_UTILS.register_module()
@@ -39,14 +41,26 @@ class VLRAssigner(BaseAssigner):
     ``lower_ratio``. ATSS positives need IoU :math:`\ge \theta_g`, so the VLR
     is the ring of priors just below the positives (a prior can be in both
     when its DIoU is below the threshold but its IoU is not, as in LD). A
-    prior in the VLR of several GTs takes the one of highest IoU.
+    prior in the VLR of several GTs takes the one of highest IoU (the lowest
+    GT index on ties).
 
     Ground truths may be horizontal ``(k, 4)``, rotated ``(k, 5)`` or
     quadrilateral ``(k, 8)`` (converted to their minimum rotated
-    rectangles). Rotated IoUs use mmrotate's ``RBboxOverlaps2D`` (mmcv's
-    ``box_iou_rotated`` on the pairs that can overlap); the DIoU penalty of
-    rotated boxes uses the axis-aligned box enclosing the prior and the
-    GT's axis-aligned hull, which is the usual DIoU for horizontal boxes.
+    rectangles). The DIoU penalty of rotated boxes uses the axis-aligned box
+    enclosing the prior and the GT's axis-aligned hull, which is the usual
+    DIoU for horizontal boxes.
+
+    Only the pairs whose region membership can depend on their IoU are
+    computed (see :meth:`pairs`). Rotated IoUs are those of mmcv's kernel
+    (mmrotate's ``RBboxOverlaps2D``) on every pair, without computing most
+    of them with it (about 1 µs a pair on the CPU): the candidates take the
+    kernel (their IoUs set the threshold), a pair whose score bound cannot
+    reach the region none, the others the exact float64 IoU
+    (:func:`~mmrskd.structures.aligned_hbox_rbox_iou`), and the kernel again
+    where that IoU is within ``KERNEL_MARGIN`` of deciding the region or the
+    GT. The region and the GT are those of the kernel on every pair; an
+    assigned IoU (``max_overlaps``) may differ from the kernel's by its
+    float32 rounding (about 5e-7).
 
     Args:
         topk (int): candidates per level for the threshold. Defaults to 9.
@@ -75,7 +89,8 @@ class VLRAssigner(BaseAssigner):
                pred_instances: InstanceData,
                num_level_priors: List[int],
                gt_instances: InstanceData,
-               gt_instances_ignore: Optional[InstanceData] = None
+               gt_instances_ignore: Optional[InstanceData] = None,
+               candidates: Optional[ATSSCandidates] = None
                ) -> AssignResult:
         """Mark the VLR priors of one image.
 
@@ -85,6 +100,8 @@ class VLRAssigner(BaseAssigner):
             num_level_priors (list[int]): priors per level, in order.
             gt_instances (InstanceData): ``bboxes`` and ``labels``.
             gt_instances_ignore (InstanceData, optional): unused.
+            candidates (ATSSCandidates, optional): the ATSS search of these
+                priors and GT, when another assigner shares it.
 
         Returns:
             AssignResult: ``gt_inds`` is the 1-based GT of each VLR prior
@@ -110,136 +127,156 @@ class VLRAssigner(BaseAssigner):
         labels = priors.new_full((num_priors, ), -1, dtype=torch.long)
         if num_gt == 0 or num_priors == 0:
             return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
+        if candidates is None:
+            candidates = ATSSCandidates(HorizontalBoxes(priors), gt_boxes,
+                                        num_level_priors)
 
-        # GT by chunks: the (P, chunk) matrices of one chunk at a time
-        # instead of about ten (P, k) ones (14 MB for a dense 256-px scene
-        # on 12k anchors); a GT's region depends on its column only
-        best_iou = priors.new_full((num_priors, ), -1.0)
-        best_gt = gt_inds.clone()
-        for start in range(0, num_gt, GT_CHUNK):
-            chunk_iou, chunk_gt = self._region_ious(
-                priors, gt_boxes[start:start + GT_CHUNK],
-                num_level_priors).max(dim=1)
-            # ties: the lower GT index, as one max over all columns
-            better = chunk_iou > best_iou
-            best_iou = torch.where(better, chunk_iou, best_iou)
-            best_gt = torch.where(better, chunk_gt + start, best_gt)
+        best_iou, best_gt = self._best_gt(
+            *self._region(priors, gt_boxes, candidates), num_priors,
+            candidates)
         assigned = best_iou >= 0
         gt_inds[assigned] = best_gt[assigned] + 1
         vlr_overlaps[assigned] = best_iou[assigned]
         labels[assigned] = gt_labels[best_gt[assigned]]
         return AssignResult(num_gt, gt_inds, vlr_overlaps, labels=labels)
 
-    def _region_ious(self, priors: Tensor, gt_boxes: BaseBoxes,
-                     num_level_priors: List[int]) -> Tensor:
-        """``(P, k)`` IoU of the pairs in the VLR, -1 elsewhere."""
-        distances = self._centre_distances(priors, gt_boxes)
-        candidates = self.candidates(distances, num_level_priors)
-        penalties = self.penalties(priors, gt_boxes, distances)
-        ious = self.ious(priors, gt_boxes, candidates, penalties)
-        thresholds = self.thresholds(ious, candidates)
-        scores = ious - penalties
-        in_vlr = (scores >= self.lower_ratio * thresholds) & (
-            scores < thresholds)
-        return torch.where(in_vlr, ious, ious.new_tensor(-1.0))
+    def _region(self, priors: Tensor, gt_boxes: BaseBoxes,
+                candidates: ATSSCandidates
+                ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The VLR's prior-GT pairs ``rows``, ``cols`` ``(n, )``, their IoUs
+        ``(n, )`` (float64) and whether each IoU is the kernel's (a float32
+        value, else the exact one)."""
+        candidate_idxs, candidate_ious = candidates.candidates(self.topk)
+        thresholds = self.thresholds(_cleaned(candidate_ious))
+        lowers = self.lower_ratio * thresholds
+        gt_hulls = gt_boxes.convert_to('hbox').tensor
+        gt_areas = gt_boxes.areas
+        num_gt = len(gt_boxes)
+        # a pair's id is prior * k + gt
+        candidate_ids = (candidate_idxs * num_gt + torch.arange(
+            num_gt, device=priors.device)).flatten()
+        pair_ids = self.pairs(priors, gt_hulls, gt_areas, candidate_ids,
+                              lowers)
+        rows, cols = pair_ids // num_gt, pair_ids % num_gt
+        pair_priors, pair_hulls = priors[rows], gt_hulls[cols]
+        penalties = self.penalties(pair_priors, pair_hulls,
+                                   candidates.distances.view(-1)[pair_ids])
+        kernel = torch.ones_like(rows, dtype=torch.bool)
+        if not candidates.rotated:
+            ious = _cleaned(candidates.pair_ious(rows, cols)).double()
+        else:
+            # the candidates' kernel IoUs, at their place among the pairs
+            at = torch.searchsorted(pair_ids, candidate_ids)
+            ious = priors.new_zeros(len(rows), dtype=torch.float64)
+            ious[at] = _cleaned(candidate_ious).flatten().double()
+            bounds = self._iou_upper_bound(pair_priors, pair_hulls,
+                                           gt_areas[cols])
+            # the others stay outside the region with an IoU of 0
+            exact = bounds - penalties >= lowers[cols] - BOUND_SLACK
+            exact[at] = False
+            ious[exact] = aligned_hbox_rbox_iou(
+                pair_priors[exact], gt_boxes.tensor[cols[exact]]).clamp(0, 1)
+            kernel &= ~exact
+        lowers, thresholds = lowers[cols].double(), thresholds[cols].double()
+        scores = ious - penalties.double()
+        unsure = ~kernel & (torch.minimum(
+            (scores - lowers).abs(), (scores - thresholds).abs()) <
+                            KERNEL_MARGIN)
+        if unsure.any():
+            ious[unsure] = _cleaned(candidates.pair_ious(
+                rows[unsure], cols[unsure])).double()
+            kernel |= unsure
+        # a kernel IoU's score in float32, as when every pair took it
+        scores = torch.where(kernel, (ious.float() - penalties).double(),
+                             scores)
+        in_vlr = (scores >= lowers) & (scores < thresholds)
+        return rows[in_vlr], cols[in_vlr], ious[in_vlr], kernel[in_vlr]
 
-    def candidates(self, distances: Tensor,
-                   num_level_priors: List[int]) -> Tensor:
-        """ATSS's candidates: indices ``(L * topk, k)`` of the ``topk``
-        centre-closest priors of every level, for every GT, from the
-        prior-GT centre ``distances`` ``(P, k)``."""
-        candidates = []
-        start = 0
-        for count in num_level_priors:
-            if count > 0:
-                _, idxs = distances[start:start + count].topk(
-                    min(self.topk, count), dim=0, largest=False)
-                candidates.append(idxs + start)
-            start += count
-        return torch.cat(candidates, dim=0)
+    @staticmethod
+    def _best_gt(rows: Tensor, cols: Tensor, ious: Tensor, kernel: Tensor,
+                 num_priors: int, candidates: ATSSCandidates
+                 ) -> Tuple[Tensor, Tensor]:
+        """The highest IoU ``(P, )`` of each prior among its VLR pairs
+        (float32, -1 where it has none) and its GT ``(P, )``, the lowest
+        index on ties. Exact IoUs within ``KERNEL_MARGIN`` of the prior's
+        best take the kernel's value first, so the GT is the kernel's."""
+        best = ious.new_full((num_priors, ), -1.0).scatter_reduce(
+            0, rows, ious, 'amax')
+        near = ious >= best[rows] - KERNEL_MARGIN
+        contested = near & (torch.bincount(
+            rows[near], minlength=num_priors)[rows] > 1)
+        recompute = contested & ~kernel
+        if recompute.any():
+            ious = ious.clone()
+            ious[recompute] = _cleaned(candidates.pair_ious(
+                rows[recompute], cols[recompute])).double()
+            best = ious.new_full((num_priors, ), -1.0).scatter_reduce(
+                0, rows, ious, 'amax')
+        is_best = ious == best[rows]
+        best_gt = rows.new_zeros(num_priors).scatter_reduce(
+            0, rows[is_best], cols[is_best], 'amin', include_self=False)
+        return best.float(), best_gt
 
-    def ious(self, priors: Tensor, gt_boxes: BaseBoxes,
-             candidates: Tensor, penalties: Tensor) -> Tensor:
-        """IoU ``(P, k)`` of the priors with the GT, exact wherever the
-        region can depend on it.
+    def pairs(self, priors: Tensor, gt_hulls: Tensor, gt_areas: Tensor,
+              candidate_ids: Tensor, lowers: Tensor) -> Tensor:
+        """The prior-GT pairs whose region membership can depend on their
+        IoU, as ascending ids ``(n, )``: the candidates (``candidate_ids``
+        ``(L * topk * k, )``), every pair of a GT whose region's lower bound
+        (``lowers`` ``(k, )``) is within ``BOUND_SLACK`` of 0 (LD's
+        ``lower_ratio`` 0, or a degenerate GT), and the pairs whose IoU can
+        reach that bound: their axis-aligned hulls (``gt_hulls`` ``(k, 4)``)
+        overlap and their area ratio (the GT's ``gt_areas`` ``(k, )``), an
+        upper bound of the IoU, reaches it. Any other pair has a score below
+        its GT's region."""
+        # min(areas) >= ratio * max(areas), as two tests of (P, k) bools
+        ratios = lowers - BOUND_SLACK
+        prior_areas = (priors[:, 2:] - priors[:, :2]).prod(-1)[:, None]
+        possible = prior_areas * ratios <= gt_areas
+        possible &= gt_areas * ratios <= prior_areas
+        for axis in (0, 1):
+            possible &= priors[:, None, axis] < gt_hulls[None, :, axis + 2]
+            possible &= gt_hulls[None, :, axis] < priors[:, None, axis + 2]
+        possible.view(-1)[candidate_ids] = True
+        possible[:, lowers <= BOUND_SLACK] = True
+        return possible.view(-1).nonzero()[:, 0]
 
-        Rotated IoUs (mmcv's kernel, about 1 µs a pair on the CPU) are
-        computed only for the candidates and for the pairs whose score
-        bound, an IoU upper bound (:meth:`_iou_upper_bound`) minus the
-        pair's ``penalties`` (``(P, k)``, :meth:`penalties`), reaches
-        ``lower_ratio`` times the GT's threshold: any other pair has a
-        score below the region and stays outside it with an IoU of 0 as
-        well. The region is unchanged.
-        """
-        if not isinstance(gt_boxes, RotatedBoxes):
-            ious = bbox_overlaps(priors, gt_boxes.tensor)
-            # degenerate boxes: no overlap rather than NaN
-            return torch.nan_to_num(ious, nan=0.0).clamp(0, 1)
-        rotated_priors = HorizontalBoxes(priors).convert_to('rbox').tensor
-        gt_tensor = gt_boxes.tensor
-
-        def aligned_ious(rows, cols):
-            ious = RBboxOverlaps2D()(rotated_priors[rows], gt_tensor[cols],
-                                     is_aligned=True)
-            return torch.nan_to_num(ious, nan=0.0).clamp(0, 1)
-
-        gt_index = torch.arange(len(gt_tensor), device=priors.device)
-        gt_index = gt_index.expand_as(candidates)
-        candidate_ious = aligned_ious(candidates.flatten(),
-                                      gt_index.flatten()).view_as(candidates)
-        threshold = self.thresholds(candidate_ious, None)
-        # the slack keeps pairs whose kernel IoU may round above the bound
-        needed = self._iou_upper_bound(priors, gt_boxes) - penalties >= (
-            self.lower_ratio * threshold - BOUND_SLACK)
-        needed[candidates, gt_index] = True
-        rows, cols = needed.nonzero(as_tuple=True)
-        ious = priors.new_zeros(needed.shape)
-        ious[rows, cols] = aligned_ious(rows, cols).to(ious.dtype)
-        return ious
-
-    def penalties(self, priors: Tensor, gt_boxes: BaseBoxes,
+    def penalties(self, priors: Tensor, gt_hulls: Tensor,
                   distances: Tensor) -> Tensor:
-        """What the VLR score subtracts from the IoU, ``(P, k)``: DIoU's
-        centre distance term, or 0 (``iou_mode='iou'``); ``distances``
-        ``(P, k)`` are those of the centres."""
+        """What the VLR score subtracts from the IoU of each pair ``(n, )``:
+        DIoU's centre distance term, or 0 (``iou_mode='iou'``); ``priors``
+        and the GT's axis-aligned hulls ``gt_hulls`` ``(n, 4)``, their
+        centre ``distances`` ``(n, )``."""
         if self.iou_mode == 'iou':
-            return priors.new_zeros((len(priors), len(gt_boxes)))
-        gt_hulls = gt_boxes.convert_to('hbox').tensor if isinstance(
-            gt_boxes, RotatedBoxes) else gt_boxes.tensor
-        enclose_lt = torch.min(priors[:, None, :2], gt_hulls[None, :, :2])
-        enclose_rb = torch.max(priors[:, None, 2:], gt_hulls[None, :, 2:])
+            return distances.new_zeros(distances.shape)
+        enclose_lt = torch.min(priors[:, :2], gt_hulls[:, :2])
+        enclose_rb = torch.max(priors[:, 2:], gt_hulls[:, 2:])
         enclose_diag = ((enclose_rb - enclose_lt)**2).sum(-1).clamp_min(EPS)
         return distances**2 / enclose_diag
 
     @staticmethod
-    def thresholds(ious: Tensor, candidates: Optional[Tensor]) -> Tensor:
-        """ATSS's per-GT IoU threshold, ``(1, k)``: mean + std of the IoUs
-        of the candidates (``ious`` of all priors with their indices, or
-        already gathered when ``candidates`` is None)."""
-        if candidates is not None:
-            ious = ious.gather(0, candidates)
+    def thresholds(candidate_ious: Tensor) -> Tensor:
+        """ATSS's per-GT IoU threshold ``(k, )``: mean + std of the
+        candidates' IoUs ``(L * topk, k)``."""
         # a single candidate has no spread: std 0, not NaN
-        std = torch.nan_to_num(ious.std(0), nan=0.0)
-        return (ious.mean(0) + std)[None]
+        std = torch.nan_to_num(candidate_ious.std(0), nan=0.0)
+        return candidate_ious.mean(0) + std
 
     @staticmethod
-    def _iou_upper_bound(priors: Tensor, gt_boxes: RotatedBoxes) -> Tensor:
-        """``(P, k)`` upper bound of the rotated IoU of horizontal
-        ``priors`` with rotated GT: the intersection ``I`` is at most
-        ``U``, that of the axis-aligned hulls and the smaller area, and
-        ``I / (A_1 + A_2 - I)`` grows with ``I``."""
-        hulls = gt_boxes.convert_to('hbox').tensor
-        lt = torch.max(priors[:, None, :2], hulls[None, :, :2])
-        rb = torch.min(priors[:, None, 2:], hulls[None, :, 2:])
+    def _iou_upper_bound(priors: Tensor, gt_hulls: Tensor,
+                         gt_areas: Tensor) -> Tensor:
+        """``(n, )`` upper bound of the rotated IoU of horizontal ``priors``
+        ``(n, 4)`` with rotated GT of axis-aligned hulls ``gt_hulls``
+        ``(n, 4)`` and areas ``gt_areas`` ``(n, )``: the intersection ``I``
+        is at most ``U``, that of the hulls and the smaller area, and ``I /
+        (A_1 + A_2 - I)`` grows with ``I``."""
+        lt = torch.max(priors[:, :2], gt_hulls[:, :2])
+        rb = torch.min(priors[:, 2:], gt_hulls[:, 2:])
         hull_inter = (rb - lt).clamp(min=0).prod(-1)
-        prior_area = (priors[:, 2:] - priors[:, :2]).prod(-1)[:, None]
-        gt_area = gt_boxes.areas[None]
-        bound = torch.min(hull_inter, torch.min(prior_area, gt_area))
-        return bound / (prior_area + gt_area - bound).clamp_min(EPS)
+        prior_area = (priors[:, 2:] - priors[:, :2]).prod(-1)
+        bound = torch.min(hull_inter, torch.min(prior_area, gt_areas))
+        return bound / (prior_area + gt_areas - bound).clamp_min(EPS)
 
-    @staticmethod
-    def _centre_distances(priors: Tensor, gt_boxes: BaseBoxes) -> Tensor:
-        # computed as mmdet's ATSS does, so ties break the same way
-        prior_centres = (priors[:, :2] + priors[:, 2:]) / 2
-        return (prior_centres[:, None, :] -
-                gt_boxes.centers.float()[None, :, :]).pow(2).sum(-1).sqrt()
+
+def _cleaned(ious: Tensor) -> Tensor:
+    """IoUs in [0, 1]: degenerate boxes overlap nothing rather than NaN."""
+    return torch.nan_to_num(ious, nan=0.0).clamp(0, 1)
