@@ -250,6 +250,70 @@ def test_ccd_trains_every_parameter_and_stays_fp32(binding):
     assert torch.isfinite(value)
 
 
+def ccd_pair(binding):
+    """The same random CCD loss without and with ``with_cp``."""
+    torch.manual_seed(0)
+    plain = MODELS.build(dict(type='LTDCCDLoss', in_channels=4,
+                              out_channels=6, num_levels=3, binding=binding,
+                              pooled_student='adapted'))
+    checkpointed = MODELS.build(dict(type='LTDCCDLoss', in_channels=4,
+                                     out_channels=6, num_levels=3,
+                                     binding=binding,
+                                     pooled_student='adapted', with_cp=True))
+    checkpointed.load_state_dict(plain.state_dict())
+    assert all(block.with_cp for block in checkpointed.blocks)
+    sizes = [(8, 8), (4, 4), (2, 2)]
+    feats_S = [torch.randn(2, 4, *s) for s in sizes]
+    feats_T = [torch.randn(2, 6, *s) for s in sizes]
+    return plain, checkpointed, feats_S, feats_T
+
+
+@pytest.mark.parametrize('binding', ['fusion', 'inner_product'])
+def test_ccd_with_cp_gives_the_same_loss_and_gradients(binding):
+    plain, checkpointed, feats_S, feats_T = ccd_pair(binding)
+    results = []
+    for loss in (plain, checkpointed):
+        inputs = [f.clone().requires_grad_() for f in feats_S]
+        value = loss(inputs, feats_T)
+        params = [p for _, p in loss.named_parameters()]
+        grads = torch.autograd.grad(value, inputs + params)
+        results.append((value, grads))
+    (value, grads), (value_cp, grads_cp) = results
+    torch.testing.assert_close(value_cp, value, rtol=0, atol=1e-6)
+    assert len(grads_cp) == len(grads) == 3 + len(list(plain.parameters()))
+    for grad_cp, grad in zip(grads_cp, grads):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(grad_cp, grad, rtol=0, atol=1e-6)
+    with torch.no_grad():  # no checkpoint without grad, same value
+        torch.testing.assert_close(checkpointed(feats_S, feats_T), value)
+
+
+def saved_bytes(loss, feats_S, feats_T):
+    """Bytes of the tensors the forward keeps for the backward (outside
+    checkpointed regions, which keep theirs through their own hooks)."""
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss([f.clone().requires_grad_() for f in feats_S], feats_T)
+    return sum(saved), max(saved)
+
+
+def test_ccd_with_cp_keeps_fewer_tensors_for_the_backward():
+    plain, checkpointed, feats_S, feats_T = ccd_pair('fusion')
+    total, largest = saved_bytes(plain, feats_S, feats_T)
+    total_cp, largest_cp = saved_bytes(checkpointed, feats_S, feats_T)
+    # without: the bytes of the finest LIC's (N, 9 * mid, H * W) columns
+    columns = 2 * 9 * 6 * 8 * 8 * 4
+    assert largest == columns
+    # with: the blocks' outputs and the loss terms' inputs only
+    assert largest_cp < columns / 4
+    assert total_cp < total / 4
+
+
 def test_ccd_config_errors_are_one_line():
     with pytest.raises(MMRSKDError, match="pooled_student='adapted'") as e:
         MODELS.build(dict(type='LTDCCDLoss', in_channels=16, out_channels=32))

@@ -2,6 +2,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
 
@@ -29,6 +30,11 @@ class CrossLevelFusionBlock(nn.Module):
             coarsest).
         norm_cfg (dict): normalisation after the 1x1 conv and after LIC.
             Defaults to BN.
+        with_cp (bool): checkpoint the block (mmcv's ``with_cp``): keep
+            only its inputs for the backward and recompute the rest there,
+            LIC's ``(N, 9 * mid_channels, H * W)`` sampled columns
+            included. Each recomputation updates the BN running statistics
+            again, as in mmcv's ResNet. Defaults to False.
     """
 
     def __init__(self,
@@ -36,8 +42,10 @@ class CrossLevelFusionBlock(nn.Module):
                  mid_channels: int,
                  out_channels: int,
                  fuse: bool,
-                 norm_cfg: dict = dict(type='BN')):
+                 norm_cfg: dict = dict(type='BN'),
+                 with_cp: bool = False):
         super().__init__()
+        self.with_cp = with_cp
         self.reduce = nn.Sequential(
             nn.Conv2d(in_channels, mid_channels, 1, bias=False),
             build_norm_layer(norm_cfg, mid_channels)[1])
@@ -60,6 +68,15 @@ class CrossLevelFusionBlock(nn.Module):
             tuple[Tensor, Tensor]: output ``(N, out_channels, H, W)`` and
             residual ``(N, mid_channels, H, W)``.
         """
+        # non-reentrant checkpointing also covers inputs that need no grad
+        # (the block's parameters do), so only grad mode gates it
+        if self.with_cp and torch.is_grad_enabled():
+            return cp.checkpoint(self._forward, feat, residual,
+                                 use_reentrant=False)
+        return self._forward(feat, residual)
+
+    def _forward(self, feat: Tensor,
+                 residual: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
         x = self.reduce(feat)
         if self.gate is not None:
             residual = F.interpolate(residual, x.shape[-2:], mode='nearest')

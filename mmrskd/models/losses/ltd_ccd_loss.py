@@ -91,6 +91,13 @@ class LTDCCDLoss(nn.Module):
         norm_cfg (dict): normalisation of the fusion blocks. Defaults to BN.
         loss_weight (float): multiplier of the loss; the released NWPU
             config uses 0.5. Defaults to 1.0.
+        with_cp (bool): checkpoint each fusion block, LIC included (see
+            :class:`CrossLevelFusionBlock`): the blocks' activations (LIC's
+            ``(N, 9 * mid_channels, H * W)`` sampled columns the largest)
+            are recomputed in the backward instead of kept; same loss and
+            gradients. The recomputation updates the blocks' BN running
+            statistics again, which this loss never reads (it runs in
+            training only, on batch statistics). Defaults to False.
     """
 
     BINDINGS = ('fusion', 'inner_product')
@@ -105,7 +112,8 @@ class LTDCCDLoss(nn.Module):
                  pool_sizes: Sequence[int] = (4, 2, 1),
                  pooled_student: str = 'raw',
                  norm_cfg: dict = dict(type='BN'),
-                 loss_weight: float = 1.0):
+                 loss_weight: float = 1.0,
+                 with_cp: bool = False):
         super().__init__()
         name = type(self).__name__
         check_choice(name, 'binding', binding, self.BINDINGS)
@@ -138,7 +146,8 @@ class LTDCCDLoss(nn.Module):
                 mid_channels,
                 self.out_channels[level],
                 fuse=fuse and level < num_levels - 1,
-                norm_cfg=norm_cfg) for level in range(num_levels))
+                norm_cfg=norm_cfg,
+                with_cp=with_cp) for level in range(num_levels))
 
     def forward(self, student_feats: Sequence[Tensor],
                 teacher_feats: Sequence[Tensor]) -> Tensor:
