@@ -17,7 +17,9 @@ and the script prints::
     teacher run   = t(teacher inside the distill step) / t(teacher forward)
     early exit    = t(teacher up to its last tap) / t(same, early exit off)
 
-Times are medians over ``--steps`` rounds after ``--warmup``. A peak is the
+Times are medians over ``--steps`` rounds after ``--warmup``, all at the
+training iteration ``--iter`` (default: a steady-state step, after
+``grad_balance``'s calibration and between probes). A peak is the
 most memory PyTorch's allocator held above its level at the start of the
 step (the weights, shared by all variants, are not counted): read from the
 profiler's allocation events on the CPU, ``max_memory_allocated`` on CUDA.
@@ -48,6 +50,7 @@ import time
 from typing import Callable, Dict, List
 
 import torch
+from mmengine.logging import MessageHub
 
 import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
 from mmrskd.registry import MODELS
@@ -101,6 +104,12 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true',
                         help='bf16 autocast on the CPU, fp16 AMP on CUDA')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument(
+        '--iter', type=int, default=1_000_001,
+        help='the training iteration the steps run at (MessageHub "iter"): '
+        'the default is past grad_balance\'s calibration and off the '
+        'probes\' iterations, the step of most of a run; 0 times a probing '
+        'calibration step')
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the (slower) peak-memory pass')
     parser.add_argument('--out', help='also write the rows to this JSON file')
@@ -203,6 +212,7 @@ def measure(config, overrides, size, batch, args) -> Dict:
                                       args.boxes, args.objects)
     sync = torch.cuda.synchronize if device.startswith('cuda') else (
         lambda: None)
+    MessageHub.get_current_instance().update_info('iter', args.iter)
     teacher_timer = MethodTimer(distiller, 'run_teacher', sync)
     losses_timer = MethodTimer(distiller, 'distillation_losses', sync)
     teacher = distiller.teacher
@@ -249,7 +259,7 @@ def measure(config, overrides, size, batch, args) -> Dict:
     row = dict(
         config=config, overrides=overrides, size=size, batch=batch,
         boxes=args.boxes, num_gt=sum(len(s.gt_instances) for s in samples),
-        amp=args.amp, threads=torch.get_num_threads(),
+        amp=args.amp, threads=torch.get_num_threads(), iter=args.iter,
         student_ms=1e3 * t['student'], teacher_ms=1e3 * t['teacher'],
         distill_ms=1e3 * t['distill'],
         overhead=t['distill'] / (t['student'] + t['teacher']),

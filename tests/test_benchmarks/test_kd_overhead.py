@@ -1,5 +1,6 @@
 """benchmarks/kd_overhead.py: the batch of each --boxes choice (the
 timings are not in the suite)."""
+import glob
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +11,7 @@ from mmrotate.structures.bbox import RotatedBoxes
 
 from mmrskd.registry import MODELS
 from mmrskd.testing import tiny_rotated_retinanet_cfg
+from mmrskd.utils.config import load_config
 
 
 def rotated_cfg():
@@ -23,6 +25,19 @@ def test_realistic_boxes_are_the_default(kd_overhead):
         'realistic'
     assert kd_overhead.parse_args(
         ['--preset', 'methods', '--boxes', 'random']).boxes == 'random'
+
+
+def test_default_iter_is_a_steady_state_step(kd_overhead):
+    """The timed steps run after grad_balance's calibration and off its
+    probe iterations, on every shipped config that balances its terms."""
+    iteration = kd_overhead.parse_args(['--preset', 'methods']).iter
+    balanced = [load_config(path).model.grad_balance
+                for path in sorted(glob.glob('configs/*/*.py'))
+                if load_config(path).get('model', {}).get('grad_balance')]
+    assert balanced  # LTD GFL and DKED GGHL carry it
+    for balance in balanced:
+        assert iteration >= (balance.get('calibration_iters') or 0)
+        assert iteration % balance.get('interval', 10) != 0
 
 
 @pytest.mark.parametrize('boxes', ['realistic', 'random'])
