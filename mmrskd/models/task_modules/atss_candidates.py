@@ -79,3 +79,17 @@ class ATSSCandidates:
                                      is_aligned=True)
         return bbox_overlaps(self.priors.tensor[rows],
                              self.gt_boxes.tensor[cols], is_aligned=True)
+
+
+def best_per_prior(prior_idxs: Tensor, gt_idxs: Tensor, values: Tensor,
+                   num_priors: int, fill: float) -> Tuple[Tensor, Tensor]:
+    """Each prior's highest value among its pairs ``(prior_idxs[i],
+    gt_idxs[i], values[i])``, ``(num_priors, )`` (``fill`` where it has
+    none), and that pair's GT index ``(num_priors, )``, the lowest on ties
+    as an argmax over the GT gives it (0 where it has none)."""
+    best = values.new_full((num_priors, ), fill).scatter_reduce(
+        0, prior_idxs, values, 'amax')
+    is_best = values == best[prior_idxs]
+    best_gt = prior_idxs.new_zeros(num_priors).scatter_reduce(
+        0, prior_idxs[is_best], gt_idxs[is_best], 'amin', include_self=False)
+    return best, best_gt

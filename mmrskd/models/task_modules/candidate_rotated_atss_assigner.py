@@ -4,7 +4,8 @@ from mmdet.models.task_modules.assigners import AssignResult, BaseAssigner
 from mmengine.structures import InstanceData
 from mmrotate.structures.bbox import RotatedBoxes
 
-from mmrskd.models.task_modules.atss_candidates import ATSSCandidates
+from mmrskd.models.task_modules.atss_candidates import (ATSSCandidates,
+                                                       best_per_prior)
 from mmrskd.registry import TASK_UTILS
 
 # mmrotate's marker of the pairs that are not positive
@@ -82,11 +83,8 @@ class CandidateRotatedATSSAssigner(BaseAssigner):
         rows, cols = is_pos.nonzero(as_tuple=True)
         prior_idxs, overlaps = candidate_idxs[rows, cols], candidate_overlaps[
             rows, cols]
-        max_overlaps = overlaps.new_full((num_priors, ), -INF).scatter_reduce(
-            0, prior_idxs, overlaps, 'amax')
-        is_max = overlaps == max_overlaps[prior_idxs]
-        argmax = assigned_gt_inds.scatter_reduce(
-            0, prior_idxs[is_max], cols[is_max], 'amin', include_self=False)
+        max_overlaps, argmax = best_per_prior(prior_idxs, cols, overlaps,
+                                              num_priors, -INF)
         positive = max_overlaps != -INF
         assigned_gt_inds[positive] = argmax[positive] + 1
         assigned_labels[positive] = gt_labels[argmax[positive]]

@@ -7,7 +7,8 @@ from mmengine.structures import InstanceData
 from mmrotate.structures.bbox import QuadriBoxes
 from torch import Tensor
 
-from mmrskd.models.task_modules.atss_candidates import ATSSCandidates
+from mmrskd.models.task_modules.atss_candidates import (ATSSCandidates,
+                                                       best_per_prior)
 from mmrskd.registry import TASK_UTILS
 from mmrskd.structures import aligned_hbox_rbox_iou, to_box_type
 from mmrskd.utils import MMRSKDError
@@ -210,11 +211,7 @@ class VLRAssigner(BaseAssigner):
             ious = ious.clone()
             ious[recompute] = _cleaned(candidates.pair_ious(
                 rows[recompute], cols[recompute])).double()
-            best = ious.new_full((num_priors, ), -1.0).scatter_reduce(
-                0, rows, ious, 'amax')
-        is_best = ious == best[rows]
-        best_gt = rows.new_zeros(num_priors).scatter_reduce(
-            0, rows[is_best], cols[is_best], 'amin', include_self=False)
+        best, best_gt = best_per_prior(rows, cols, ious, num_priors, -1.0)
         return best.float(), best_gt
 
     def pairs(self, priors: Tensor, gt_hulls: Tensor, gt_areas: Tensor,
