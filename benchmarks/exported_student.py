@@ -108,7 +108,7 @@ def main(argv=None):
                       for name, model in (('exported', exported),
                                           ('plain', plain))}
         exported_ms, plain_ms = latencies(exported, plain, shape,
-                                              args.warmup, args.repeats)
+                                          args.warmup, args.repeats)
         left = [k for k in checkpoint['state_dict'] if k.startswith(
             KD_PREFIXES)]
         name = config.rsplit('/', 1)[-1].replace('.py', '')

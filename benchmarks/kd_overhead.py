@@ -13,7 +13,8 @@ and the script prints::
     memory        = peak(distill step) / (peak(student step)
                                           + peak(teacher forward))
     teacher share = t(teacher inside the distill step) / t(distill step)
-    KD fwd share  = t(connectors + KD losses, forward) / t(distill step)
+    KD fwd share  = t(connectors + KD losses, forward, their precompute
+                    included) / t(distill step)
     teacher run   = t(teacher inside the distill step) / t(teacher forward)
     early exit    = t(teacher up to its last tap) / t(same, early exit off)
 
@@ -42,19 +43,24 @@ Examples::
         --boxes random
     # any configs, bf16 autocast (the --amp of tools/train.py)
     python benchmarks/kd_overhead.py configs/admd/admd_*.py --amp
+    # a setting changed in every config
+    OMP_NUM_THREADS=1 python benchmarks/kd_overhead.py configs/ltd/ltd_*.py \
+        --cfg-options model.distill_losses.loss_ccd.with_cp=True
 """
 import argparse
 import json
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Dict, List
 
 import torch
+from mmengine.config import DictAction
 from mmengine.logging import MessageHub
 
 import mmrskd  # noqa: F401  (compat layer before anything OpenMMLab)
 from mmrskd.registry import MODELS
-from mmrskd.testing import demo_batch, scene_batch, trains_on_rotated_boxes
+from mmrskd.testing import (demo_batch, peak_bytes, scene_batch,
+                            trains_on_rotated_boxes)
 from mmrskd.utils import register_all_modules
 from mmrskd.utils.cli import exit_on_user_error
 from mmrskd.utils.config import load_config
@@ -113,6 +119,10 @@ def parse_args(argv=None):
     parser.add_argument('--no-memory', action='store_true',
                         help='skip the (slower) peak-memory pass')
     parser.add_argument('--out', help='also write the rows to this JSON file')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, default={},
+        help='override settings of every config, e.g. '
+        'model.distill_losses.loss_ccd.with_cp=True')
     args = parser.parse_args(argv)
     if args.steps < 10:
         parser.error('--steps must be >= 10 for a stable median')
@@ -182,28 +192,6 @@ class MethodTimer:
         return result
 
 
-def peak_bytes(fn: Callable, device: str) -> int:
-    """Most bytes held above the level at the call (see the module doc)."""
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        fn()
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base
-    from torch.profiler import ProfilerActivity, profile
-    with profile(activities=[ProfilerActivity.CPU],
-                 profile_memory=True) as prof:
-        fn()
-    events = sorted((e for e in prof.profiler.kineto_results.events()
-                     if e.name() == '[memory]'), key=lambda e: e.start_ns())
-    level = peak = 0
-    for event in events:
-        level += event.nbytes()
-        peak = max(peak, level)
-    return peak
-
-
 def measure(config, overrides, size, batch, args) -> Dict:
     device = args.device
     cfg, distiller, distill_wrapper, student_wrapper = build(
@@ -215,6 +203,7 @@ def measure(config, overrides, size, batch, args) -> Dict:
     MessageHub.get_current_instance().update_info('iter', args.iter)
     teacher_timer = MethodTimer(distiller, 'run_teacher', sync)
     losses_timer = MethodTimer(distiller, 'distillation_losses', sync)
+    precompute_timer = MethodTimer(distiller, 'precompute_losses', sync)
     teacher = distiller.teacher
     autocast = torch.autocast(
         device_type=device.split(':')[0],
@@ -254,7 +243,8 @@ def measure(config, overrides, size, batch, args) -> Dict:
                 times[name].append(time.perf_counter() - start)
         if round_index >= args.warmup:
             times['teacher_in_step'].append(teacher_timer.last)
-            times['kd_losses_in_step'].append(losses_timer.last)
+            times['kd_losses_in_step'].append(losses_timer.last +
+                                              precompute_timer.last)
     t = {name: statistics.median(values) for name, values in times.items()}
     row = dict(
         config=config, overrides=overrides, size=size, batch=batch,
@@ -297,12 +287,13 @@ def main(argv=None):
     register_all_modules(init_default_scope=True)
     torch.manual_seed(0)
     if args.preset == 'scaling':
-        jobs = [(config, overrides, size, batch)
+        jobs = [(config, {**overrides, **args.cfg_options}, size, batch)
                 for config, overrides in SCALING
                 for size, batch in SCALING_POINTS]
     else:
         configs = args.configs or METHOD_CONFIGS
-        jobs = [(config, {}, args.size, args.batch) for config in configs]
+        jobs = [(config, dict(args.cfg_options), args.size, args.batch)
+                for config in configs]
     print(f'{torch.get_num_threads()} threads, {args.device}, '
           f"{'AMP' if args.amp else 'fp32'}, median of {args.steps} steps "
           f'after {args.warmup}, {args.boxes} boxes')

@@ -44,7 +44,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import mmrskd  # noqa: E402,F401  (compat layer before anything OpenMMLab)
-from benchmarks.kd_overhead import peak_bytes  # noqa: E402
+from mmrskd.testing import peak_bytes  # noqa: E402
 from mmrskd.utils import register_all_modules  # noqa: E402
 
 

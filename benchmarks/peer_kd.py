@@ -41,14 +41,15 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 import mmrskd  # noqa: E402,F401  (compat layer before anything OpenMMLab)
-from benchmarks.kd_overhead import (build, peak_bytes,  # noqa: E402
-                                    synthetic_batch, train_step)
+from benchmarks.kd_overhead import (build, synthetic_batch,  # noqa: E402
+                                    train_step)
 from mmengine.optim import build_optim_wrapper  # noqa: E402
 
 from mmrskd.models.distillers.single_teacher_distiller import (  # noqa: E402
     resolve_model_cfg)
 from mmrskd.models.losses import LDLoss  # noqa: E402
 from mmrskd.registry import MODELS  # noqa: E402
+from mmrskd.testing import peak_bytes  # noqa: E402
 from mmrskd.utils import register_all_modules  # noqa: E402
 from mmrskd.utils.cli import exit_on_user_error  # noqa: E402
 

@@ -27,6 +27,29 @@ def test_realistic_boxes_are_the_default(kd_overhead):
         ['--preset', 'methods', '--boxes', 'random']).boxes == 'random'
 
 
+def test_cfg_options_reach_every_config(kd_overhead, monkeypatch):
+    measured = []
+    monkeypatch.setattr(
+        kd_overhead, 'measure',
+        lambda config, overrides, size, batch, args: measured.append(
+            (config, overrides)) or dict(
+                config=config, overrides=overrides, size=size, batch=batch,
+                student_ms=1, teacher_ms=1, distill_ms=2, overhead=1,
+                teacher_share=0, kd_losses_share=0, teacher_run=1,
+                early_exit=1))
+    kd_overhead.main(['a.py', 'b.py', '--cfg-options', 'model.x.y=True',
+                      'model.z=2'])
+    assert measured == [(config, {'model.x.y': True, 'model.z': 2})
+                        for config in ('a.py', 'b.py')]
+    measured.clear()
+    kd_overhead.main(['--preset', 'scaling', '--cfg-options',
+                      'model.distill_losses.loss_fcd.pool_size=8'])
+    assert len(measured) == len(kd_overhead.SCALING) * len(
+        kd_overhead.SCALING_POINTS)
+    assert all(overrides['model.distill_losses.loss_fcd.pool_size'] == 8
+               for _, overrides in measured)
+
+
 def test_default_iter_is_a_steady_state_step(kd_overhead):
     """The timed steps run after grad_balance's calibration and off its
     probe iterations, on every shipped config that balances its terms."""

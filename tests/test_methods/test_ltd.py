@@ -18,6 +18,7 @@ from mmengine.structures import InstanceData
 from mmrotate.models.task_modules.assigners import RBboxOverlaps2D
 from mmrotate.structures.bbox import RotatedBoxes, rbbox_overlaps
 
+from mmrskd.models.losses.ltd_tasd_loss import LTD_TERMS
 from mmrskd.models.task_modules import VLRAssigner, vlr_assigner
 from mmrskd.models.task_modules.atss_candidates import ATSSCandidates
 from mmrskd.registry import MODELS, TASK_UTILS
@@ -860,7 +861,7 @@ def test_tasd_rows_follow_mmdets_prior_order():
                     100 * (h * width + w) + a
     rows = tasd._to_rows(values, 'cls')
     priors = TASK_UTILS.build(anchors).grid_priors([(height, width)],
-                                                device='cpu')[0]
+                                                   device='cpu')[0]
     assert rows.shape == (1, len(priors), num_classes)
     # the prior index p = (h * W + w) * 9 + a
     expected = torch.tensor([100 * (p // 9) + p % 9
@@ -962,6 +963,24 @@ def test_tasd_assigns_each_region_once_and_each_term_as_alone(monkeypatch):
     after = tasd(*outputs['cls'], moved, metas, *outputs['reg'])
     assert assigned == ['pos', 'vlr']
     assert not torch.equal(values['loss_kd'], after['loss_kd'])
+
+
+def test_tasd_precomputed_regions_give_the_forwards_terms(monkeypatch):
+    from mmrskd.models.task_modules import TASDRegionAssigner
+    tasd = build_tasd(LTD_TERMS)
+    outputs = random_head_outputs(0)
+    metas = [dict(pad_shape=(128, 128))] * 2
+    batch_gt = random_gt(1)
+    expected = tasd(*outputs['cls'], batch_gt, metas, *outputs['reg'])
+    # from the teacher's class logits and the batch alone
+    precomputed = tasd.precompute(outputs['cls'][1], batch_gt, metas)
+    assert set(precomputed) == {'regions'}
+    monkeypatch.setattr(TASDRegionAssigner, '__call__', None)  # not again
+    values = tasd(*outputs['cls'], batch_gt, metas, *outputs['reg'],
+                  **precomputed)
+    assert list(values) == list(LTD_TERMS)
+    for term in LTD_TERMS:
+        assert torch.equal(values[term], expected[term]), term
 
 
 def test_tasd_levels_in_one_divergence_match_the_per_level_sum():
@@ -1114,12 +1133,65 @@ def test_tasd_errors_are_one_line():
 
 
 # -------------------------------------------------------------- training
+ROTATED_LTD = ('configs/ltd/ltd_rotated-retinanet_r18-w16_rotated-retinanet'
+               '_r18-w16-24e_12e_synthetic-dota.py')
+
+
+def test_distiller_assigns_tasd_regions_before_the_students_forward():
+    cfg = Config.fromfile(osp.join(REPO, ROTATED_LTD))
+    cfg.model.teacher_ckpt = None
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(cfg.model)
+    model.train()
+    assert model.precomputing_losses == ['loss_tasd']
+    tasd = model.distill_losses['loss_tasd']
+    calls = []
+
+    def recorded(name, run):
+        def call(*args, **kwargs):
+            calls.append((name, sorted(kwargs)))
+            return run(*args, **kwargs)
+        return call
+
+    model.student.loss = recorded('student', model.student.loss)
+    tasd.precompute = recorded('precompute', tasd.precompute)
+    tasd.forward = recorded('tasd', tasd.forward)
+    inputs, samples = demo_batch(model.student, size=64, num_classes=5,
+                                 rotated=True, seed=0)
+    data = model.data_preprocessor(dict(inputs=inputs, data_samples=samples),
+                                   True)
+    losses = model.loss(**data)
+    assert [name for name, _ in calls] == ['precompute', 'student', 'tasd']
+    assert calls[0][1] == ['batch_gt_instances', 'batch_img_metas',
+                           'cls_logits_T']
+    assert 'regions' in calls[2][1]
+    # the same terms as when the loss assigns its regions itself
+    model.precomputing_losses = []
+    alone = model.loss(**data)
+    assert 'regions' not in calls[-1][1]
+    for term in ('loss_kd', 'loss_kd_vlr'):
+        assert losses[term] > 0
+        torch.testing.assert_close(losses[term], alone[term], rtol=0,
+                                   atol=0)
+
+
+def test_distiller_leaves_precompute_to_the_loss_on_student_sources():
+    cfg = Config.fromfile(osp.join(REPO, ROTATED_LTD))
+    cfg.model.teacher_ckpt = None
+    # the regions from the student's logits: only after its forward
+    cfg.model.loss_mappings.loss_tasd.cls_logits_T = 's_head[0]'
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        model = MODELS.build(cfg.model)
+    assert model.precomputing_losses == []
+
+
 @pytest.mark.parametrize('config,rotated,terms', [
     ('configs/ltd/ltd_gfl_r18-w16_gfl_r34-w32_12e_synthetic-nwpu.py', False,
      ('loss_att', 'loss_ccd', 'loss_ld', 'loss_ld_vlr')),
-    ('configs/ltd/ltd_rotated-retinanet_r18-w16_rotated-retinanet_r18-w16-24e'
-     '_12e_synthetic-dota.py', True,
-     ('loss_att', 'loss_ccd', 'loss_kd', 'loss_kd_vlr')),
+    (ROTATED_LTD, True, ('loss_att', 'loss_ccd', 'loss_kd', 'loss_kd_vlr')),
 ])
 def test_cpu_config_trains_two_iterations(config, rotated, terms):
     cfg = Config.fromfile(osp.join(REPO, config))

@@ -9,6 +9,7 @@ from mmcv.ops import DeformConv2d
 
 from mmrskd.models.layers import GridSampleDeformConv2d
 from mmrskd.registry import MODELS
+from mmrskd.testing import peak_bytes
 from mmrskd.utils import MMRSKDError
 
 # N, C_in, C_out, H, W, kernel, stride, padding, dilation, groups,
@@ -75,6 +76,37 @@ def test_matches_mmcv_outputs_and_gradients(case):
                            'weight grad'), actual, expected):
         assert a.shape == e.shape, name
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize('case', CASES)
+def test_with_cp_gives_the_same_outputs_and_gradients(case):
+    _, plain = pair(case)
+    _, checkpointed = pair(case)
+    checkpointed.with_cp = True
+    x, offset = inputs(case, plain)
+    expected = forward_backward(plain, x, offset)
+    actual = forward_backward(checkpointed, x, offset)
+    for name, a, e in zip(('output', 'input grad', 'offset grad',
+                           'weight grad'), actual, expected):
+        torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_with_cp_never_holds_all_sampled_columns():
+    case = CASES[0]
+    _, conv = pair(case)
+    x, offset = inputs(case, conv)
+    x.requires_grad_()
+    # (N, C_in * 9, H * W) fp32: the columns of every tap at once
+    columns = 2 * 32 * 9 * 32 * 32 * 4
+    peaks = {}
+    for with_cp in (False, True):
+        conv.with_cp = with_cp
+        peaks[with_cp] = peak_bytes(
+            lambda: conv(x, offset).sum().backward())
+    # without: the columns are kept for the backward, then their gradient
+    assert peaks[False] > 2 * columns
+    # with: one tap's columns and gradient at a time, besides x and grid
+    assert peaks[True] < columns
 
 
 def test_zero_offsets_are_the_plain_convolution():

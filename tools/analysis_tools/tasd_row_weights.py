@@ -60,7 +60,7 @@ def main(argv=None):
     cls_T, reg_T = teacher.bbox_head(teacher.extract_feat(data['inputs']))
     rows = tasd._task_rows(cls_T, cls_T, reg_T, reg_T)
     regions = tasd.regions(
-        rows, [sample.gt_instances for sample in data['data_samples']],
+        cls_T, [sample.gt_instances for sample in data['data_samples']],
         [sample.metainfo for sample in data['data_samples']])
     weighted = [term for term, term_cfg in tasd.terms.items()
                 if term_cfg['task'] == 'reg'

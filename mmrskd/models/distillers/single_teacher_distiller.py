@@ -60,7 +60,12 @@ class SingleTeacherDistiller(BaseModel):
             must contain ``'loss'`` so mmengine backpropagates them. A loss
             with ``term_names`` (e.g. :class:`LTDTASDLoss`) returns a dict
             of those terms, logged, scheduled (all with its schedule) and
-            balanced under their own names.
+            balanced under their own names. A loss with ``precompute`` and
+            ``precompute_args`` (e.g. :class:`LTDTASDLoss`'s regions) has
+            ``precompute`` run on those mapped arguments between the
+            teacher's and the student's forward, when they all map to
+            teacher taps or the batch; its result goes to the loss's
+            forward as keyword arguments.
         loss_mappings (dict[str, dict]): loss argument → source, see
             :mod:`mmrskd.models.distillers.loss_mapping`.
         loss_schedules (dict[str, dict]): weight schedules by loss name.
@@ -170,6 +175,16 @@ class SingleTeacherDistiller(BaseModel):
             [s.name for s in specs] + list(self.cross_forwards),
             self.connectors.keys())
 
+        teacher_side = {spec.name for spec in self.teacher_taps.specs}
+        teacher_side.update(BATCH_SOURCES)
+        self.precomputing_losses = [
+            name for name, loss in self.distill_losses.items()
+            if hasattr(loss, 'precompute') and all(
+                source.name in teacher_side
+                for arg, source in self.loss_mappings[name].items()
+                if arg in loss.precompute_args)
+        ]
+
         loss_schedules = loss_schedules or {}
         unknown = set(loss_schedules) - set(self.distill_losses)
         if unknown:
@@ -259,14 +274,15 @@ class SingleTeacherDistiller(BaseModel):
         """
         try:
             self.run_teacher(inputs, data_samples)
-            with self.student_taps.recording():
-                losses = self.student.loss(inputs, data_samples)
             context = dict(gt_instances=[s.gt_instances for s in data_samples],
                            img_metas=[s.metainfo for s in data_samples],
                            data_samples=data_samples, inputs=inputs)
+            precomputed = self.precompute_losses(context)
+            with self.student_taps.recording():
+                losses = self.student.loss(inputs, data_samples)
             if not self._first_step_checked:
                 self._check_taps_and_names(losses)
-            distill_losses = self.distillation_losses(context)
+            distill_losses = self.distillation_losses(context, precomputed)
             if self.grad_probe is not None and self.training:
                 self.grad_probe(losses, distill_losses)
             if self.grad_balance is not None and self.training:
@@ -285,8 +301,24 @@ class SingleTeacherDistiller(BaseModel):
                 for name, terms in self.distill_terms.items()
                 for term in terms}
 
-    def distillation_losses(self, context):
-        """Evaluate every mapped, scheduled distillation loss once.
+    def precompute_losses(self, context):
+        """Run ``precompute`` of the losses in :attr:`precomputing_losses`
+        on their teacher-side mapped arguments; by loss name."""
+        cache = {}
+        precomputed = {}
+        for name in self.precomputing_losses:
+            loss = self.distill_losses[name]
+            mapping = self.loss_mappings[name]
+            precomputed[name] = loss.precompute(**{
+                arg: self._resolve(mapping[arg], context, cache)
+                for arg in loss.precompute_args if arg in mapping
+            })
+        return precomputed
+
+    def distillation_losses(self, context, precomputed=None):
+        """Evaluate every mapped, scheduled distillation loss once, with the
+        keyword arguments ``precomputed`` holds for it (by loss name, from
+        :meth:`precompute_losses`).
 
         Returns:
             dict[str, Tensor]: by term name (:attr:`distill_term_names`):
@@ -312,7 +344,7 @@ class SingleTeacherDistiller(BaseModel):
                       for arg, source in self.loss_mappings[name].items()}
             if not self._first_step_checked:
                 check_pair_shapes(name, kwargs)
-            value = loss(**kwargs)
+            value = loss(**kwargs, **(precomputed or {}).get(name, {}))
             terms = value if isinstance(value, dict) else {name: value}
             terms = {term: term_value * weight
                      for term, term_value in terms.items()}

@@ -31,10 +31,12 @@ class CrossLevelFusionBlock(nn.Module):
         norm_cfg (dict): normalisation after the 1x1 conv and after LIC.
             Defaults to BN.
         with_cp (bool): checkpoint the block (mmcv's ``with_cp``): keep
-            only its inputs for the backward and recompute the rest there,
-            LIC's ``(N, 9 * mid_channels, H * W)`` sampled columns
-            included. Each recomputation updates the BN running statistics
-            again, as in mmcv's ResNet. Defaults to False.
+            only its inputs for the backward and recompute the rest there;
+            in the recomputation LIC also checkpoints each kernel tap, so
+            its ``(N, 9 * mid_channels, H * W)`` sampled columns and their
+            gradient are never held at once. Each recomputation updates
+            the BN running statistics again, as in mmcv's ResNet. Defaults
+            to False.
     """
 
     def __init__(self,
@@ -50,7 +52,8 @@ class CrossLevelFusionBlock(nn.Module):
             nn.Conv2d(in_channels, mid_channels, 1, bias=False),
             build_norm_layer(norm_cfg, mid_channels)[1])
         self.calibrate = nn.Sequential(
-            LocalImplicitCalibration(mid_channels, out_channels),
+            LocalImplicitCalibration(mid_channels, out_channels,
+                                     with_cp=with_cp),
             build_norm_layer(norm_cfg, out_channels)[1])
         self.gate = nn.Conv2d(2 * mid_channels, 2, 1) if fuse else None
 

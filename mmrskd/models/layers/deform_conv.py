@@ -4,6 +4,7 @@ from typing import Tuple, Union
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint as cp
 from torch import Tensor, nn
 from torch.nn.modules.utils import _pair
 
@@ -18,7 +19,8 @@ def deform_conv2d(x: Tensor,
                   padding: Union[int, Tuple[int, int]] = 0,
                   dilation: Union[int, Tuple[int, int]] = 1,
                   groups: int = 1,
-                  deform_groups: int = 1) -> Tensor:
+                  deform_groups: int = 1,
+                  with_cp: bool = False) -> Tensor:
     """mmcv's ``deform_conv2d`` (no bias) as differentiable torch ops.
 
     Kernel tap ``k = i * kw + j`` of output position ``(y, x)`` reads the
@@ -36,6 +38,10 @@ def deform_conv2d(x: Tensor,
         groups (int): convolution groups.
         deform_groups (int): groups of input channels with their own
             offsets.
+        with_cp (bool): one checkpointed product per kernel tap: the
+            backward keeps only ``x`` and the sampling grid and resamples
+            each tap, instead of holding all ``C_in * kh * kw`` sampled
+            columns and their gradient at once. Same values; more time.
 
     Returns:
         Tensor: ``(N, C_out, H_out, W_out)``. The sampling runs in at least
@@ -77,18 +83,35 @@ def deform_conv2d(x: Tensor,
     # (valid for any size, 1 included); zeros padding = mmcv's zero outside
     grid = torch.stack([(2 * pos_x + 1) / width - 1,
                         (2 * pos_y + 1) / height - 1], dim=-1)
-    sampled = F.grid_sample(
-        x.to(dtype).reshape(num * deform_groups, channels // deform_groups,
-                            height, width),
-        grid.reshape(num * deform_groups, taps * out_h, out_w, 2),
-        mode='bilinear', padding_mode='zeros', align_corners=False)
-    # (N, groups, C_in / groups * taps, H_out * W_out), channel-major like
-    # the flattened kernel
-    sampled = sampled.reshape(num, groups, channels // groups * taps,
-                              out_h * out_w)
+    inputs = x.to(dtype).reshape(num * deform_groups,
+                                 channels // deform_groups, height, width)
+    grid = grid.reshape(num * deform_groups, taps, out_h, out_w, 2)
     kernel = weight.to(dtype).reshape(groups, out_channels // groups, -1)
-    return torch.matmul(kernel, sampled).reshape(num, out_channels, out_h,
-                                                 out_w)
+    if not with_cp:
+        return _tap_product(inputs, grid, kernel, num, groups).reshape(
+            num, out_channels, out_h, out_w)
+    # the kernel's columns are channel-major: tap k of channel c is c*taps+k
+    kernel = kernel.reshape(groups, out_channels // groups, -1, taps)
+    out = sum(
+        cp.checkpoint(_tap_product, inputs, grid[:, tap:tap + 1],
+                      kernel[..., tap], num, groups, use_reentrant=False)
+        for tap in range(taps))
+    return out.reshape(num, out_channels, out_h, out_w)
+
+
+def _tap_product(inputs: Tensor, grid: Tensor, kernel: Tensor, num: int,
+                 groups: int) -> Tensor:
+    """The kernel times the bilinear samples of ``inputs`` ``(N * G, C_in /
+    G, H, W)`` at ``grid`` ``(N * G, taps, H_out, W_out, 2)``: ``kernel``
+    ``(groups, C_out / groups, C_in / groups * taps)`` to ``(N, groups,
+    C_out / groups, H_out * W_out)``."""
+    rows, taps, out_h, out_w, _ = grid.shape
+    sampled = F.grid_sample(
+        inputs, grid.reshape(rows, taps * out_h, out_w, 2), mode='bilinear',
+        padding_mode='zeros', align_corners=False)
+    # channel-major columns, like the flattened kernel
+    sampled = sampled.reshape(num, groups, -1, out_h * out_w)
+    return torch.matmul(kernel, sampled)
 
 
 @MODELS.register_module()
@@ -114,6 +137,8 @@ class GridSampleDeformConv2d(nn.Module):
         deform_groups (int): input channel groups with their own offsets.
             Defaults to 1.
         bias (bool): must be False, as in mmcv.
+        with_cp (bool): checkpoint each kernel tap (see
+            :func:`deform_conv2d`). Defaults to False.
     """
 
     def __init__(self,
@@ -125,7 +150,8 @@ class GridSampleDeformConv2d(nn.Module):
                  dilation: Union[int, Tuple[int, int]] = 1,
                  groups: int = 1,
                  deform_groups: int = 1,
-                 bias: bool = False):
+                 bias: bool = False,
+                 with_cp: bool = False):
         super().__init__()
         name = type(self).__name__
         if bias:
@@ -146,6 +172,7 @@ class GridSampleDeformConv2d(nn.Module):
         self.dilation = _pair(dilation)
         self.groups = groups
         self.deform_groups = deform_groups
+        self.with_cp = with_cp
         self.weight = nn.Parameter(
             torch.empty(out_channels, in_channels // groups,
                         *self.kernel_size))
@@ -161,7 +188,8 @@ class GridSampleDeformConv2d(nn.Module):
         H_out, W_out)``."""
         return deform_conv2d(x, offset, self.weight, self.stride,
                              self.padding, self.dilation, self.groups,
-                             self.deform_groups)
+                             self.deform_groups,
+                             self.with_cp and torch.is_grad_enabled())
 
     def extra_repr(self) -> str:
         return (f'{self.in_channels}, {self.out_channels}, kernel_size='

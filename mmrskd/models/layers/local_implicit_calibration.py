@@ -22,17 +22,20 @@ class LocalImplicitCalibration(nn.Module):
         in_channels (int): input channels.
         out_channels (int): output channels.
         kernel_size (int): size of both kernels. Defaults to 3.
+        with_cp (bool): checkpoint the deformable convolution per kernel tap
+            (see :func:`deform_conv2d`). Defaults to False.
     """
 
     def __init__(self, in_channels: int, out_channels: int,
-                 kernel_size: int = 3):
+                 kernel_size: int = 3, with_cp: bool = False):
         super().__init__()
         padding = kernel_size // 2
         self.offset_conv = nn.Conv2d(
             in_channels, 2 * kernel_size * kernel_size, kernel_size,
             padding=padding, bias=False)
         self.deform_conv = GridSampleDeformConv2d(
-            in_channels, out_channels, kernel_size, padding=padding)
+            in_channels, out_channels, kernel_size, padding=padding,
+            with_cp=with_cp)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, in_channels, H, W)`` to ``(N, out_channels, H, W)``."""

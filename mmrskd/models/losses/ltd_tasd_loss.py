@@ -91,6 +91,9 @@ class LTDTASDLoss(nn.Module):
     REGIONS = ('pos', 'vlr', 'gt_center', 'teacher_score')
     TERM_KEYS = ('task', 'region', 'T', 'weight_temperature', 'loss_weight')
     CLS_MODES = ('softmax', 'sigmoid')
+    # the mapped arguments of precompute: the teacher's and the batch's
+    precompute_args = ('cls_logits_T', 'batch_gt_instances',
+                       'batch_img_metas')
 
     def __init__(self,
                  terms: Dict[str, dict] = LTD_TERMS,
@@ -154,7 +157,8 @@ class LTDTASDLoss(nn.Module):
                 batch_gt_instances: Sequence[InstanceData],
                 batch_img_metas: Optional[Sequence[Dict]] = None,
                 reg_logits_S: Optional[Sequence[Tensor]] = None,
-                reg_logits_T: Optional[Sequence[Tensor]] = None
+                reg_logits_T: Optional[Sequence[Tensor]] = None,
+                regions: Optional[Dict[str, List[Tensor]]] = None
                 ) -> Dict[str, Tensor]:
         """Compute every term.
 
@@ -171,6 +175,9 @@ class LTDTASDLoss(nn.Module):
                 distributions per level, ``(N, A * 4 * (reg_max + 1), H,
                 W)``; needed by ``task='reg'`` terms.
             reg_logits_T (Sequence[Tensor], optional): the teacher's.
+            regions (dict[str, list[Tensor]], optional): the terms'
+                regions from :meth:`precompute` on the same batch; computed
+                here when not given.
 
         Returns:
             dict[str, Tensor]: every term's scalar fp32 loss multiplied by
@@ -178,7 +185,9 @@ class LTDTASDLoss(nn.Module):
         """
         rows = self._task_rows(cls_logits_S, cls_logits_T, reg_logits_S,
                                reg_logits_T)
-        regions = self.regions(rows, batch_gt_instances, batch_img_metas)
+        if regions is None:
+            regions = self.regions(cls_logits_T, batch_gt_instances,
+                                   batch_img_metas)
         return {
             term: cfg['loss_weight'] * self._term(
                 term, cfg, *rows[cfg['task']], regions[cfg['region']])
@@ -201,9 +210,10 @@ class LTDTASDLoss(nn.Module):
             ``(N, H_l, W_l)`` map per level, the share of each position's
             ``A`` priors that are in the region (0 or 1 with one prior).
         """
-        rows = self._task_rows(cls_logits_S, cls_logits_T, reg_logits_S,
-                               reg_logits_T)
-        regions = self.regions(rows, batch_gt_instances, batch_img_metas)
+        self._task_rows(cls_logits_S, cls_logits_T, reg_logits_S,
+                        reg_logits_T)  # the same checks as forward
+        regions = self.regions(cls_logits_T, batch_gt_instances,
+                               batch_img_metas)
         sizes = [level.shape[-2:] for level in cls_logits_T]
         # mmdet's prior order is (h, w, prior) within a level
         return {
@@ -214,14 +224,27 @@ class LTDTASDLoss(nn.Module):
             for region, masks in regions.items()
         }
 
-    def regions(self, rows: Dict[str, tuple],
+    def precompute(self, cls_logits_T: Sequence[Tensor],
+                   batch_gt_instances: Sequence[InstanceData],
+                   batch_img_metas: Optional[Sequence[Dict]] = None
+                   ) -> Dict[str, Dict[str, List[Tensor]]]:
+        """What needs only the teacher and the batch: the regions, as
+        ``dict(regions=...)`` for :meth:`forward`. The distiller calls this
+        between the teacher's and the student's forward, so the
+        assignment's temporaries never sit on top of the student's
+        activations (they set LTD's peak memory)."""
+        return dict(regions=self.regions(cls_logits_T, batch_gt_instances,
+                                         batch_img_metas))
+
+    def regions(self, cls_logits_T: Sequence[Tensor],
                 batch_gt_instances: Sequence[InstanceData],
                 batch_img_metas: Optional[Sequence[Dict]] = None
                 ) -> Dict[str, List[Tensor]]:
         """The masks ``(N, H_l * W_l * A)`` per level of every region the
-        terms use, each assigned once; ``rows`` from :meth:`_task_rows`."""
+        terms use, each assigned once, from the teacher's class logits
+        ``(N, A * C, H_l, W_l)`` per level and the batch's GT."""
         name = type(self).__name__
-        cls_rows_T = rows['cls'][1]
+        cls_rows_T = [self._to_rows(level, 'cls') for level in cls_logits_T]
         num_imgs = cls_rows_T[0].shape[0]
         if len(batch_gt_instances) != num_imgs or (
                 batch_img_metas is not None
@@ -231,14 +254,15 @@ class LTDTASDLoss(nn.Module):
                 f'batch of {num_imgs} images; map the gt instances and metas '
                 'of the same batch')
         return self.region_assigner(
-            [cfg['region'] for cfg in self.terms.values()], rows['sizes'],
+            [cfg['region'] for cfg in self.terms.values()],
+            [tuple(level.shape[-2:]) for level in cls_logits_T],
             batch_gt_instances, batch_img_metas, cls_rows_T,
             cls_rows_T[0].device, where=name)
 
     def _task_rows(self, cls_logits_S, cls_logits_T, reg_logits_S,
                    reg_logits_T) -> Dict[str, tuple]:
         """``(student rows, teacher rows)`` per task, each a list of
-        ``(N, H_l * W_l * A, D)``, and the ``(H_l, W_l)`` of the levels."""
+        ``(N, H_l * W_l * A, D)``."""
         name = type(self).__name__
         levels = dict(cls=pair_levels(name, cls_logits_S, cls_logits_T))
         if any(cfg['task'] == 'reg' for cfg in self.terms.values()):
@@ -253,13 +277,11 @@ class LTDTASDLoss(nn.Module):
                 tuple(level.shape[-2:]) for level in levels['reg'][1]]:
             raise MMRSKDError(f'{name}: the class and box levels differ in '
                               'size; map the outputs of the same head')
-        rows = {
+        return {
             task: tuple([self._to_rows(level, task) for level in side]
                         for side in pair)
             for task, pair in levels.items()
         }
-        rows['sizes'] = sizes
-        return rows
 
     def _term(self, term: str, cfg: dict, rows_S: List[Tensor],
               rows_T: List[Tensor], region: List[Tensor]) -> Tensor:
