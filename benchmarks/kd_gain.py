@@ -12,6 +12,10 @@ CPU-sized detector pair) this trains, with ``tools/sweep.py``'s engine
   and data order (``SingleTeacherDistiller`` builds everything else from a
   forked RNG).
 
+* a pair's ``variants``, only when ``--arms`` names them: ablations of an
+  arm (the method's by default), ``{arm: ARM, cfg_options: {...}}``, in
+  ``<pair>/<variant>/``, paired with the same student alone like an arm;
+
 and writes ``benchmarks/results/kd_gain.json`` (``kd_gain_tune.json`` for
 the tuning seeds, so they never pass for the table): per pair the metric, the
 teacher's value, every arm's per-seed values (×100), the student's seed std,
@@ -24,6 +28,8 @@ generated from it by ``tools/gen_results_tables.py --kd-gain``.
     python benchmarks/kd_gain.py --split heldout    # seeds 100-104: the table
     python benchmarks/kd_gain.py --split tune --pairs ltd_gfl_nwpu --dry-run
     python benchmarks/kd_gain.py --split heldout --collect   # only the JSON
+    python benchmarks/kd_gain.py --split tune --pairs dked_lodet_dota \
+        --arms student dked dked_feature_terms          # a variant too
 """
 import argparse
 import dataclasses
@@ -52,6 +58,7 @@ STUDENT_ARM = 'student'
 TEACHER_ARM = 'teacher'
 DATA_STAMP = 'kd_gain_data.json'
 PAIR_KEYS = ('method', 'data', 'metric', 'teacher', 'student', 'arms')
+VARIANT_KEYS = ('arm', 'cfg_options')
 
 
 def parse_args(argv=None):
@@ -67,8 +74,9 @@ def parse_args(argv=None):
     parser.add_argument('--pairs', nargs='+', help='only these pairs')
     parser.add_argument('--arms', nargs='+',
                         help='train only these arms (and the teachers), e.g. '
-                        '"student" to check the seed spread first, or '
-                        '"teacher" for the teachers alone')
+                        '"student" to check the seed spread first, '
+                        '"teacher" for the teachers alone, or a pair\'s '
+                        'variants (ablations, never trained unless named)')
     parser.add_argument('--work-dir', help='default: the spec\'s work_dir')
     parser.add_argument('--out', help='the JSON to write (default: '
                         'benchmarks/results/kd_gain.json for heldout, '
@@ -108,6 +116,7 @@ def load_spec(path):
             raise MMRSKDError(f'{path}: pairs.{name}.method '
                               f'"{pair["method"]}" is not one of its arms '
                               f'{sorted(pair["arms"])}')
+        check_variants(path, name, pair)
         for where, config in [('teacher', pair['teacher']),
                               ('student', pair['student'])] + [
                                   (f'arms.{a}', c)
@@ -116,6 +125,29 @@ def load_spec(path):
                 raise MMRSKDError(f'{path}: pairs.{name}.{where}: config '
                                   f'not found: {config}')
     return spec
+
+
+def check_variants(path, name, pair):
+    """A pair's ``variants``: ablations of one of its arms (the method by
+    default), each ``{arm: ARM, cfg_options: {KEY: VALUE}}`` under a name
+    that no arm has."""
+    variants = pair.get('variants') or {}
+    if not isinstance(variants, dict):
+        raise MMRSKDError(f'{path}: pairs.{name}.variants must map names to '
+                          '{cfg_options: {KEY: VALUE}}')
+    for variant, entry in variants.items():
+        at = f'{path}: pairs.{name}.variants.{variant}'
+        if variant in (STUDENT_ARM, TEACHER_ARM, *pair['arms']):
+            raise MMRSKDError(f'{at}: "{variant}" is an arm\'s name; '
+                              'rename the variant')
+        if not isinstance(entry, dict) or set(entry) - set(VARIANT_KEYS) \
+                or not isinstance(entry.get('cfg_options'), dict):
+            raise MMRSKDError(f'{at}: expected {{cfg_options: {{KEY: '
+                              'VALUE}}}} and optionally arm: one of '
+                              f'{sorted(pair["arms"])}')
+        if entry.get('arm', pair['method']) not in pair['arms']:
+            raise MMRSKDError(f'{at}.arm: "{entry["arm"]}" is not one of the '
+                              f'arms {sorted(pair["arms"])}')
 
 
 def select_pairs(spec, names):
@@ -149,7 +181,8 @@ def pair_runs(name, pair, seeds, work_dir):
 
     Returns:
         tuple[SweepRun, dict[str, dict[int, SweepRun]]]: the teacher run and
-        ``{arm: {seed: run}}`` with the student alone as ``'student'``.
+        ``{arm: {seed: run}}`` with the student alone as ``'student'`` and
+        each variant under its name.
     """
     from mmrskd.engine.sweep import expand_grid
     root = osp.join(work_dir, name)
@@ -163,23 +196,35 @@ def pair_runs(name, pair, seeds, work_dir):
              cfg_options={**data_root_options(pair['teacher'], data),
                           **pair.get('teacher_cfg_options', {})}),
         root, where=f'pairs.{name}.teacher').runs[0])
-    configs = {STUDENT_ARM: pair['student'], **pair['arms']}
-    arms = {}
-    for arm, config in configs.items():
+
+    def seed_runs(config, options, run_root, where, prefix=name):
         options = {**data_root_options(config, data),
-                   **pair.get('cfg_options', {})}
-        if arm != STUDENT_ARM:
-            options['model.teacher_ckpt'] = teacher_checkpoint(teacher)
+                   **pair.get('cfg_options', {}), **options}
         runs = expand_grid(dict(configs=[config], grid={SEED_KEY: seeds},
-                                cfg_options=options), root,
-                           where=f'pairs.{name}.{arm}').runs
-        arms[arm] = {run.cfg_options[SEED_KEY]: named(run) for run in runs}
+                                cfg_options=options), run_root,
+                           where=where).runs
+        return {run.cfg_options[SEED_KEY]: dataclasses.replace(
+            run, name=f'{prefix}/{run.name}') for run in runs}
+
+    distilled = {'model.teacher_ckpt': teacher_checkpoint(teacher)}
+    arms = {STUDENT_ARM: seed_runs(pair['student'], {}, root,
+                                   f'pairs.{name}.{STUDENT_ARM}')}
+    for arm, config in pair['arms'].items():
+        arms[arm] = seed_runs(config, distilled, root, f'pairs.{name}.{arm}')
+    for variant, entry in (pair.get('variants') or {}).items():
+        arms[variant] = seed_runs(
+            pair['arms'][entry.get('arm', pair['method'])],
+            {**distilled, **entry['cfg_options']}, osp.join(root, variant),
+            f'pairs.{name}.variants.{variant}', prefix=f'{name}/{variant}')
     return teacher, arms
 
 
-def select_arms(arms, names):
-    """The arms to train: all, or those named."""
-    return {a: runs for a, runs in arms.items() if not names or a in names}
+def select_arms(arms, names, variants=()):
+    """The arms to train: those named, else all but the ``variants``
+    (ablations run only when named)."""
+    return {a: runs for a, runs in arms.items()
+            if a in names} if names else {
+                a: runs for a, runs in arms.items() if a not in variants}
 
 
 def ordered_runs(teacher, arms, seeds):
@@ -278,9 +323,13 @@ def pair_record(pair, teacher_result, arm_results):
         arm_results (dict[str, dict[int, RunResult]]): every arm's runs by
             seed, the student alone as ``'student'``.
     """
+    variants = pair.get('variants') or {}
     values = {arm: {seed: points(r.final) for seed, r in runs.items()
                     if r.final is not None}
               for arm, runs in arm_results.items()}
+    # a variant is in the record once it has a run
+    values = {arm: vals for arm, vals in values.items()
+              if vals or arm not in variants}
     student = values[STUDENT_ARM]
     teacher = points(teacher_result.final)
     student_mean = (sum(student.values()) / len(student)) if student else None
@@ -297,6 +346,9 @@ def pair_record(pair, teacher_result, arm_results):
         metric=pair['metric'],
         configs=dict(pair['arms'], teacher=pair['teacher'],
                      **{STUDENT_ARM: pair['student']}),
+        variants={v: dict(arm=e.get('arm', pair['method']),
+                          cfg_options=e['cfg_options'])
+                  for v, e in variants.items() if v in values},
         teacher=teacher,
         arms={arm: {str(s): v for s, v in sorted(vals.items())}
               for arm, vals in values.items()},
@@ -305,7 +357,7 @@ def pair_record(pair, teacher_result, arm_results):
                         if teacher is not None and student_mean is not None
                         else None),
         gains={arm: paired_gain(values[arm], student)
-               for arm in pair['arms']},
+               for arm in values if arm != STUDENT_ARM},
         method_vs_baseline={b: paired_gain(values[pair['method']], values[b])
                             for b in baselines},
         train_seconds=round(sum(seconds), 1))
@@ -362,9 +414,11 @@ def main(argv=None):
     if unknown:
         raise MMRSKDError(f'--arms {unknown[0]}: no such arm; known: '
                           f'{sorted(known)}')
-    runs = [run for teacher, arms in layout.values()
-            for run in ordered_runs(teacher, select_arms(arms, args.arms),
-                                    seeds)]
+    runs = [run for name, (teacher, arms) in layout.items()
+            for run in ordered_runs(
+                teacher,
+                select_arms(arms, args.arms, pairs[name].get('variants', {})),
+                seeds)]
     started = time.time()
     if not args.collect:
         for pair in pairs.values():

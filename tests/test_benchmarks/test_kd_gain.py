@@ -206,3 +206,90 @@ def test_a_pairs_subset_updates_the_json_instead_of_replacing_it(
     # other seeds or another split: the old pairs are not mixed in
     assert kd_gain.previous_record(path, 'tune', [0, 2])['pairs'] == {}
     assert kd_gain.previous_record(path, 'heldout', [0, 1])['pairs'] == {}
+
+
+def _with_variants(kd_gain, **variants):
+    spec = kd_gain.load_spec(kd_gain.SPEC)
+    return dict(spec['pairs']['ltd_gfl_nwpu'], variants=variants)
+
+
+def test_a_variant_runs_its_arm_with_its_options_in_its_own_dir(kd_gain):
+    pair = _with_variants(
+        kd_gain,
+        no_ccd={'cfg_options': {'model.distill_losses.loss_ccd.loss_weight':
+                                0.0}},
+        pkd_half={'arm': 'pkd', 'cfg_options': {'train_cfg.max_epochs': 12}})
+    teacher, arms = kd_gain.pair_runs('p', pair, [0, 1], '/w')
+    no_ccd, shipped = arms['no_ccd'][1], arms['ltd'][1]
+    # the method's config, its options and the variant's on top
+    assert no_ccd.config == shipped.config
+    assert no_ccd.cfg_options == dict(
+        shipped.cfg_options, **{'model.distill_losses.loss_ccd.loss_weight':
+                                0.0})
+    assert no_ccd.work_dir.startswith(osp.join('/w', 'p', 'no_ccd', ''))
+    assert no_ccd.name.startswith('p/no_ccd/')
+    assert no_ccd.work_dir != shipped.work_dir
+    # another arm by name; a variant's option beats the pair's schedule
+    half = arms['pkd_half'][0]
+    assert half.config == pair['arms']['pkd']
+    assert half.cfg_options['train_cfg.max_epochs'] == 12
+    assert half.cfg_options['model.teacher_ckpt'] == \
+        arms['pkd'][0].cfg_options['model.teacher_ckpt']
+
+
+def test_variants_train_only_when_named(kd_gain):
+    arms = dict(student=1, ltd=2, pkd=3, no_ccd=4)
+    assert set(kd_gain.select_arms(arms, None, {'no_ccd': {}})) == {
+        'student', 'ltd', 'pkd'}
+    assert set(kd_gain.select_arms(arms, ['student', 'no_ccd'],
+                                   {'no_ccd': {}})) == {'student', 'no_ccd'}
+
+
+def test_a_variant_is_paired_with_the_student_once_it_has_runs(kd_gain):
+    pair = dict(method='ltd', data=dict(format='nwpu', num_images=10),
+                metric='m/mAP', teacher='configs/t.py',
+                student='configs/s.py', arms=dict(ltd='configs/l.py'),
+                variants=dict(a=dict(cfg_options={'x': 1}),
+                              b=dict(cfg_options={'y': 2})))
+    values = dict(student={0: 0.40, 1: 0.42}, ltd={0: 0.41, 1: 0.44},
+                  a={0: 0.45, 1: 0.46}, b={})
+    arms = {arm: {s: _result(arm, s, v) for s, v in vals.items()}
+            for arm, vals in values.items()}
+    record = kd_gain.pair_record(pair, _result('t', 0, 0.6), arms)
+    assert set(record['arms']) == {'student', 'ltd', 'a'}
+    assert record['variants'] == {'a': dict(arm='ltd',
+                                            cfg_options={'x': 1})}
+    # a gains 5 and 4: mean 4.5, std sqrt(1/2), se 1/2, t 9
+    assert record['gains']['a']['mean'] == pytest.approx(4.5)
+    assert record['gains']['a']['t'] == pytest.approx(9.0)
+    assert set(record['gains']) == {'ltd', 'a'}
+
+
+@pytest.mark.parametrize('variants, match', [
+    (dict(pkd={'cfg_options': {}}), 'variants.pkd: "pkd" is an arm'),
+    (dict(student={'cfg_options': {}}), 'variants.student: "student"'),
+    (dict(v={'cfg_option': {}}), r'variants.v: expected \{cfg_options'),
+    (dict(v={'arm': 'fgd', 'cfg_options': {}}), 'variants.v.arm: "fgd"'),
+])
+def test_bad_variants_are_one_line_errors(kd_gain, variants, match):
+    pair = _with_variants(kd_gain, **variants)
+    with pytest.raises(MMRSKDError, match=match):
+        kd_gain.check_variants('kd_gain.yml', 'p', pair)
+
+
+def test_every_shipped_variant_names_keys_its_arm_config_has(kd_gain):
+    from mmengine.config import Config
+    spec = kd_gain.load_spec(kd_gain.SPEC)
+    checked = 0
+    for name, pair in spec['pairs'].items():
+        for variant, entry in (pair.get('variants') or {}).items():
+            config = pair['arms'][entry.get('arm', pair['method'])]
+            cfg = Config.fromfile(osp.join(kd_gain.REPO, config))
+            for key in entry['cfg_options']:
+                *parents, _ = key.split('.')
+                node = cfg
+                for part in parents:
+                    assert part in node, f'{name}.{variant}: {key}'
+                    node = node[part]
+                checked += 1
+    assert checked
