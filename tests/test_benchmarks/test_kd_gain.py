@@ -95,13 +95,15 @@ def test_shipped_spec_loads_and_pairs_every_paper_method(kd_gain):
     pair = spec['pairs']['ltd_gfl_nwpu']
     teacher, arms = kd_gain.pair_runs('ltd_gfl_nwpu', pair, [100, 101],
                                       '/tmp/w')
-    assert set(arms) == {'student', 'ltd', 'pkd'}
+    variants = pair.get('variants') or {}
+    assert set(arms) == {'student', 'ltd', 'pkd', *variants}
     # the teacher's last epoch, as its cfg_options set it
     epochs = pair['teacher_cfg_options']['train_cfg.max_epochs']
     assert arms['ltd'][100].cfg_options['model.teacher_ckpt'] == osp.join(
         teacher.work_dir, f'epoch_{epochs}.pth')
     assert 'model.teacher_ckpt' not in arms['student'][100].cfg_options
-    order = kd_gain.ordered_runs(teacher, arms, [100, 101])
+    order = kd_gain.ordered_runs(
+        teacher, kd_gain.select_arms(arms, None, variants), [100, 101])
     assert order[0] is teacher
     assert [r.cfg_options['randomness.seed'] for r in order[1:]] == \
         [100] * 3 + [101] * 3
