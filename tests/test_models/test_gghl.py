@@ -350,6 +350,24 @@ def test_decode_zeroes_offsets_of_horizontal_predictions():
                                                               12.]))
 
 
+def test_overflowing_ltrb_are_clipped_and_keep_the_losses_finite():
+    head = tiny_head()
+    raw = torch.tensor([[[0., 0., 0., 0.], [500., 500., 500., 500.]]])
+    decoded = head.decode(raw, torch.zeros(1, 2, 4), torch.zeros(1, 2, 1),
+                          torch.tensor([[4., 4.], [12., 4.]]), 8)
+    # 1e4 strides; the in-range cell is untouched
+    torch.testing.assert_close(decoded['distances'][0, 1],
+                               torch.full((4, ), 8e4))
+    assert torch.equal(decoded['distances'][0, 0], torch.full((4, ), 8.))
+    # raw ltrb of 500 everywhere (a random-init deep teacher in eval mode
+    # gives such values): exp() gave inf sides, NaN IoUs and NaN losses
+    torch.manual_seed(0)
+    feats = [torch.randn(1, 4, s, s) for s in (8, 4, 2)]
+    outs = list(map(list, head(feats)))
+    outs[1] = [torch.full_like(x, 500.) for x in outs[1]]
+    losses = head.loss_by_feat(*outs, [gt([[30., 30., 30., 12., 0.3]], [0])],
+                               [{}])
+    assert all(torch.isfinite(value) for value in losses.values())
 # --------------------------------------------------------------------- JOL
 def bce(p, t):
     return -(t * math.log(p) + (1 - t) * math.log(1 - p))

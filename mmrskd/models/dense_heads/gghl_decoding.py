@@ -1,6 +1,7 @@
 """GGHL's output layout and box decoding: raw head outputs of a level to
 distances, boxes, gliding-vertex offsets and area ratios, and one image's
 outputs to scored quadrilaterals (before NMS)."""
+import math
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -15,6 +16,11 @@ from torch import Tensor
 # channel layout of the localisation branch output
 LOC_SPLIT = (4, 4, 1, 1)  # ltrb, vertex offsets, area ratio, objectness
 NUM_LOC_CHANNELS = sum(LOC_SPLIT)
+# raw ltrb above this (1e4 strides, beyond any image) are clipped before
+# exp(), which overflows fp32 at 88: an inf side gives NaN IoUs, and
+# through them NaN losses even where a mask weighs them 0 (mmdet's box
+# coders clip their log deltas the same way)
+MAX_LOG_DISTANCE = math.log(1e4)
 
 
 def flatten_level(x: Tensor) -> Tensor:
@@ -39,11 +45,12 @@ def decode_level(bbox_pred: Tensor, orc_pred: Tensor, ratio_pred: Tensor,
         max_shape (Sequence[int], optional): (H, W) to clip HBBs to.
 
     Returns:
-        dict[str, Tensor]: ``distances`` (..., N, 4) ltrb pixels,
+        dict[str, Tensor]: ``distances`` (..., N, 4) ltrb pixels (at
+        most ``1e4 * stride``),
         ``bboxes`` (..., N, 4) HBB xyxy, ``orc`` (..., N, 4) offsets in
         [0, 1], ``ratios`` (..., N) area ratios in [0, 1].
     """
-    distances = bbox_pred.exp() * stride
+    distances = bbox_pred.clamp(max=MAX_LOG_DISTANCE).exp() * stride
     bboxes = distance2bbox(points.expand_as(distances[..., :2]), distances,
                            max_shape)
     ratios = F.hardsigmoid(ratio_pred[..., 0])

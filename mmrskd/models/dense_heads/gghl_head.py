@@ -32,7 +32,8 @@ class GGHLHead(BaseDenseHead):
 
     Each branch is ``stacked_convs`` 3x3 ConvModules followed by a 1x1 conv.
     The localisation conv predicts ``C + 10`` channels together with the
-    class conv: ltrb (4, ``exp(x) * stride`` from the cell centre), gliding
+    class conv: ltrb (4, ``exp(min(x, log 1e4)) * stride`` from the cell
+    centre; the clip only stops fp32 overflow), gliding
     vertex offsets (4, ``(clamp(sigmoid(x), 0.01, 1) - 0.01) / 0.99``), the
     polygon/HBB area ratio (1, hard sigmoid; above ``hbb_ratio_thr`` the
     offsets are zeroed and the box is its HBB) and objectness (1); the class
