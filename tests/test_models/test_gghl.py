@@ -79,9 +79,8 @@ def test_level_choice_uses_overlapping_size_ranges():
 
     # through assign(): a 100 px square trains only the middle level
     assigner = GGHLAssigner(num_classes=1, ref_img_size=None)
-    result = assigner.assign(
-        gt([[128., 128., 100., 100., 0.]], [0]), [(32, 32), (16, 16),
-                                                   (8, 8)], STRIDES)
+    result = assigner.assign(gt([[128., 128., 100., 100., 0.]], [0]),
+                             [(32, 32), (16, 16), (8, 8)], STRIDES)
     assert [int(level.pos_mask.sum()) > 0 for level in result] == \
         [False, True, False]
 
@@ -153,8 +152,8 @@ def test_overlapping_gts_take_the_maximum():
     gts = gt([[52., 44., 40., 20., 0.], [60., 44., 40., 20., 0.]], [0, 1])
     level = assigner.assign(gts, FEATMAPS_128, STRIDES)[0]
     single = [
-        assigner.assign(gt([box], [0]), FEATMAPS_128, STRIDES)[0].heatmap[:,
-                                                                        0]
+        assigner.assign(gt([box], [0]), FEATMAPS_128,
+                        STRIDES)[0].heatmap[:, 0]
         for box in ([52., 44., 40., 20., 0.], [60., 44., 40., 20., 0.])
     ]
     cell_a, cell_b = 5 * 16 + 6, 5 * 16 + 7
@@ -368,6 +367,8 @@ def test_overflowing_ltrb_are_clipped_and_keep_the_losses_finite():
     losses = head.loss_by_feat(*outs, [gt([[30., 30., 30., 12., 0.3]], [0])],
                                [{}])
     assert all(torch.isfinite(value) for value in losses.values())
+
+
 # --------------------------------------------------------------------- JOL
 def bce(p, t):
     return -(t * math.log(p) + (1 - t) * math.log(1 - p))
