@@ -175,6 +175,35 @@ def teacher_checkpoint(teacher_run):
                     f'epoch_{cfg.train_cfg.max_epochs}.pth')
 
 
+def plain(value):
+    """A config node as plain Python (ConfigDict to dict)."""
+    return value.to_dict() if hasattr(value, 'to_dict') else value
+
+
+def evaluator_options(config, options, reference, where):
+    """``cfg_options`` that make ``config`` (with ``options``) evaluate like
+    ``reference``, the student alone's ``val_evaluator`` and
+    ``test_evaluator``: a metric key such as ``rsdet/mAP50`` means another
+    number under another evaluator (VOC 11-point at IoU 0.5, or the 101-point
+    COCO curve of ``iou_thrs='coco'``), and a paired gain must compare the
+    same one."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.merge_from_dict(options)
+    aligned = {}
+    for key, wanted in reference.items():
+        have = plain(cfg.get(key))
+        if have == wanted:
+            continue
+        if not isinstance(have, dict) or set(have) - set(wanted):
+            raise MMRSKDError(
+                f'{where}: {config} has {key}={have}, the student alone '
+                f'{wanted}; give the pair cfg_options that make them equal')
+        aligned.update({f'{key}.{k}': v for k, v in wanted.items()
+                        if have.get(k) != v})
+    return aligned
+
+
 def pair_runs(name, pair, seeds, work_dir):
     """The teacher run and the arms' runs of one pair, seed-major, so that an
     interrupted benchmark has whole seeds.
@@ -191,15 +220,29 @@ def pair_runs(name, pair, seeds, work_dir):
     def named(run):
         return dataclasses.replace(run, name=f'{name}/{run.name}')
 
+    from mmengine.config import Config
+    student_cfg = Config.fromfile(osp.join(REPO, pair['student']))
+    student_cfg.merge_from_dict(pair.get('cfg_options', {}))
+    reference = {key: plain(student_cfg.get(key))
+                 for key in ('val_evaluator', 'test_evaluator')
+                 if key in student_cfg}
+
+    def aligned(config, options, where):
+        return {**options, **evaluator_options(config, options, reference,
+                                               where)}
+
+    teacher_options = pair.get('teacher_cfg_options', {})
     teacher = named(expand_grid(
         dict(configs=[pair['teacher']], grid={SEED_KEY: [TEACHER_SEED]},
              cfg_options={**data_root_options(pair['teacher'], data),
-                          **pair.get('teacher_cfg_options', {})}),
+                          **aligned(pair['teacher'], teacher_options,
+                                    f'pairs.{name}.teacher')}),
         root, where=f'pairs.{name}.teacher').runs[0])
 
     def seed_runs(config, options, run_root, where, prefix=name):
         options = {**data_root_options(config, data),
-                   **pair.get('cfg_options', {}), **options}
+                   **aligned(config, {**pair.get('cfg_options', {}),
+                                      **options}, where)}
         runs = expand_grid(dict(configs=[config], grid={SEED_KEY: seeds},
                                 cfg_options=options), run_root,
                            where=where).runs
@@ -314,6 +357,24 @@ def points(value):
     return None if value is None else round(100.0 * value, 4)
 
 
+def current_results(runs, metric):
+    """``collect_results`` of ``runs``, where a run trained with other
+    settings than the spec now gives (a stale config fingerprint, e.g.
+    before a change of the pair's options) counts as not run."""
+    from mmrskd.engine.sweep import collect_results
+    from mmrskd.engine.sweep.executor import STALE, run_status
+    from mmrskd.engine.sweep.grid import run_fingerprint
+    results = collect_results(runs, metric)
+    for result in results:
+        if run_status(result.run.work_dir,
+                      run_fingerprint(result.run)) == STALE:
+            print(f'[kd_gain] {result.run.name}: trained with other '
+                  'settings than the spec gives now; left out (train it '
+                  'again)', file=sys.stderr)
+            result.final = None
+    return results
+
+
 def pair_record(pair, teacher_result, arm_results):
     """One pair's entry of the JSON.
 
@@ -400,8 +461,7 @@ def summary_lines(record):
 @exit_on_user_error
 def main(argv=None):
     args = parse_args(argv)
-    from mmrskd.engine.sweep import (LaunchOptions, Sweep, SweepExecutor,
-                                     collect_results)
+    from mmrskd.engine.sweep import LaunchOptions, Sweep, SweepExecutor
     spec = load_spec(args.spec)
     seeds = split_seeds(spec, args.split)
     pairs = select_pairs(spec, args.pairs)
@@ -446,9 +506,9 @@ def main(argv=None):
     record.update(commit=commit())
     for name, (teacher, arms) in layout.items():
         pair = pairs[name]
-        teacher_result = collect_results([teacher], pair['metric'])[0]
+        teacher_result = current_results([teacher], pair['metric'])[0]
         arm_results = {
-            arm: dict(zip(by_seed, collect_results(list(by_seed.values()),
+            arm: dict(zip(by_seed, current_results(list(by_seed.values()),
                                                    pair['metric'])))
             for arm, by_seed in arms.items()}
         record['pairs'][name] = dict(

@@ -295,3 +295,42 @@ def test_every_shipped_variant_names_keys_its_arm_config_has(kd_gain):
                     node = node[part]
                 checked += 1
     assert checked
+
+
+def test_every_arm_is_evaluated_like_the_student_alone(kd_gain):
+    spec = kd_gain.load_spec(kd_gain.SPEC)
+    pair = spec['pairs']['csakd_yolov8_dior']
+    teacher, arms = kd_gain.pair_runs('p', pair, [0], '/w')
+    # the CSAKD and PKD configs report COCO-style mAP50 (101-point curve);
+    # the student alone VOC 11-point at IoU 0.5: the same key, another
+    # number (93.4 against 95.0 for one teacher checkpoint)
+    for arm in ('csakd', 'pkd', *pair['variants']):
+        options = arms[arm][0].cfg_options
+        assert options['val_evaluator.iou_thrs'] == 0.5, arm
+        assert options['test_evaluator.iou_thrs'] == 0.5, arm
+    for run in (teacher, arms['student'][0]):
+        assert not any('evaluator' in key for key in run.cfg_options)
+
+
+def test_an_evaluator_that_cannot_be_aligned_is_a_one_line_error(kd_gain):
+    config = 'configs/pkd/pkd_yolov8-n_yolov8-s_1xb8-12e_synthetic-dior.py'
+    reference = dict(val_evaluator=dict(type='RSDetMetric', iou_thrs=0.5))
+    with pytest.raises(MMRSKDError, match='where: .* has val_evaluator='):
+        kd_gain.evaluator_options(config, {}, reference, 'where')
+
+
+def test_runs_trained_with_other_settings_are_left_out(
+        kd_gain, tmp_path, monkeypatch):
+    import mmrskd.engine.sweep as sweep
+    from mmrskd.engine.sweep.grid import run_fingerprint
+    from mmrskd.engine.sweep.executor import write_state
+    config = 'configs/ltd/gfl_r18-w16_fpn_12e_synthetic-nwpu.py'
+    runs = [SweepRun(f'r{i}', config, (), {'randomness.seed': i},
+                     str(tmp_path / f'r{i}')) for i in range(2)]
+    monkeypatch.setattr(sweep, 'collect_results', lambda runs, metric: [
+        RunResult(run, 'done', final=0.5) for run in runs])
+    write_state(runs[0].work_dir, status='done',
+                fingerprint=run_fingerprint(runs[0]))
+    write_state(runs[1].work_dir, status='done', fingerprint='other')
+    results = kd_gain.current_results(runs, 'm/mAP')
+    assert [r.final for r in results] == [0.5, None]
