@@ -200,7 +200,8 @@ class LTDTASDLoss(nn.Module):
                 batch_gt_instances: Sequence[InstanceData],
                 batch_img_metas: Optional[Sequence[Dict]] = None,
                 reg_logits_S: Optional[Sequence[Tensor]] = None,
-                reg_logits_T: Optional[Sequence[Tensor]] = None
+                reg_logits_T: Optional[Sequence[Tensor]] = None,
+                regions: Optional[Dict[str, List[Tensor]]] = None
                 ) -> Dict[str, List[Tensor]]:
         """The regions of the terms, for visualisation; takes the arguments
         of :meth:`forward`.
@@ -212,9 +213,11 @@ class LTDTASDLoss(nn.Module):
         """
         self._task_rows(cls_logits_S, cls_logits_T, reg_logits_S,
                         reg_logits_T)  # the same checks as forward
-        regions = self.regions(cls_logits_T, batch_gt_instances,
-                               batch_img_metas)
-        sizes = [level.shape[-2:] for level in cls_logits_T]
+        if regions is None:
+            regions = self.regions(cls_logits_T, batch_gt_instances,
+                                   batch_img_metas)
+        sizes = [level.shape[-2:] for level in pair_levels(
+            type(self).__name__, cls_logits_T, cls_logits_T)[1]]
         # mmdet's prior order is (h, w, prior) within a level
         return {
             region: [
@@ -244,6 +247,8 @@ class LTDTASDLoss(nn.Module):
         terms use, each assigned once, from the teacher's class logits
         ``(N, A * C, H_l, W_l)`` per level and the batch's GT."""
         name = type(self).__name__
+        # one tensor or a sequence of levels, as the forward takes them
+        cls_logits_T = pair_levels(name, cls_logits_T, cls_logits_T)[1]
         cls_rows_T = [self._to_rows(level, 'cls') for level in cls_logits_T]
         num_imgs = cls_rows_T[0].shape[0]
         if len(batch_gt_instances) != num_imgs or (
