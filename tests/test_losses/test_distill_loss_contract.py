@@ -271,3 +271,13 @@ def test_student_and_teacher_level_counts_must_match(name, kwargs, channels):
     inputs['preds_T'] = inputs['preds_T'][:1]
     with pytest.raises(MMRSKDError, match='levels'):
         loss_module(**inputs)
+
+
+def test_as_levels_takes_one_tensor_or_a_list_and_names_a_bad_argument():
+    from mmrskd.models.losses.utils import as_levels
+    level = torch.zeros(1, 2, 3, 3)
+    assert as_levels('L', 'x', level)[0] is level
+    assert as_levels('L', 'x', (level, level)) == [level, level]
+    for bad in (None, [], [level, None], {'a': level}):
+        with pytest.raises(MMRSKDError, match='^L: x must be a Tensor'):
+            as_levels('L', 'x', bad)

@@ -8,16 +8,12 @@ import torch.nn as nn
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmrskd.models.losses.utils import check_choice, pair_levels
+from mmrskd.models.losses.utils import as_levels, check_choice, pair_levels
 from mmrskd.models.utils import featmap_stride
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.utils import MMRSKDError
 
 TEACHER_DDC_MODES = ('frozen', 'trainable')
-
-
-def _as_levels(feats: Union[Tensor, Sequence[Tensor]]) -> List[Tensor]:
-    return [feats] if isinstance(feats, Tensor) else list(feats)
 
 
 @MODELS.register_module()
@@ -220,9 +216,11 @@ class DKEDFeatureResponseLoss(nn.Module):
                 ) -> Tuple[List[Tensor], List[Tensor]]:
         """Checked fp32 student ``(N, C^S_l, H_l, W_l)`` and teacher
         ``(N, C_l, H_l, W_l)`` levels."""
+        name = type(self).__name__
         levels_S, levels_T = pair_levels(
-            type(self).__name__, _as_levels(student_feats),
-            _as_levels(teacher_feats), same_shape=False)
+            name, as_levels(name, 'student_feats', student_feats),
+            as_levels(name, 'teacher_feats', teacher_feats),
+            same_shape=False)
         self._check_shapes(levels_S, levels_T)
         return levels_S, levels_T
 

@@ -5,8 +5,8 @@ import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from mmrskd.models.losses.utils import (check_choice, check_positive,
-                                        pair_levels)
+from mmrskd.models.losses.utils import (as_levels, check_choice,
+                                        check_positive, pair_levels)
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.utils import MMRSKDError
 
@@ -216,8 +216,8 @@ class LTDTASDLoss(nn.Module):
         if regions is None:
             regions = self.regions(cls_logits_T, batch_gt_instances,
                                    batch_img_metas)
-        sizes = [level.shape[-2:] for level in pair_levels(
-            type(self).__name__, cls_logits_T, cls_logits_T)[1]]
+        sizes = [level.shape[-2:] for level in as_levels(
+            type(self).__name__, 'cls_logits_T', cls_logits_T)]
         # mmdet's prior order is (h, w, prior) within a level
         return {
             region: [
@@ -247,8 +247,8 @@ class LTDTASDLoss(nn.Module):
         terms use, each assigned once, from the teacher's class logits
         ``(N, A * C, H_l, W_l)`` per level and the batch's GT."""
         name = type(self).__name__
-        # one tensor or a sequence of levels, as the forward takes them
-        cls_logits_T = pair_levels(name, cls_logits_T, cls_logits_T)[1]
+        cls_logits_T = [level.detach().float() for level in as_levels(
+            name, 'cls_logits_T', cls_logits_T)]
         cls_rows_T = [self._to_rows(level, 'cls') for level in cls_logits_T]
         num_imgs = cls_rows_T[0].shape[0]
         if len(batch_gt_instances) != num_imgs or (

@@ -21,6 +21,20 @@ def _shape(tensor: Tensor) -> str:
     return str(tuple(tensor.shape))
 
 
+def as_levels(loss_name: str, arg_name: str,
+              preds: MultiLevelTensor) -> List[Tensor]:
+    """One side's levels as a list: a tensor is one level."""
+    if isinstance(preds, Tensor):
+        return [preds]
+    if not isinstance(preds, (list, tuple)) or not preds or not all(
+            isinstance(level, Tensor) for level in preds):
+        raise MMRSKDError(
+            f'{loss_name}: {arg_name} must be a Tensor or a non-empty list '
+            f'of Tensors, got {type(preds).__name__}; check the recorder '
+            'mapped in loss_mappings')
+    return list(preds)
+
+
 def pair_levels(loss_name: str,
                 preds_S: MultiLevelTensor,
                 preds_T: MultiLevelTensor,
