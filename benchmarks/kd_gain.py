@@ -265,9 +265,9 @@ def pair_runs(name, pair, seeds, work_dir):
 def select_arms(arms, names, variants=()):
     """The arms to train: those named, else all but the ``variants``
     (ablations run only when named)."""
-    return {a: runs for a, runs in arms.items()
-            if a in names} if names else {
-                a: runs for a, runs in arms.items() if a not in variants}
+    if names:
+        return {a: runs for a, runs in arms.items() if a in names}
+    return {a: runs for a, runs in arms.items() if a not in variants}
 
 
 def ordered_runs(teacher, arms, seeds):
