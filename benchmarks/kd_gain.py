@@ -33,6 +33,7 @@ generated from it by ``tools/gen_results_tables.py --kd-gain``.
 """
 import argparse
 import dataclasses
+import hashlib
 import json
 import os.path as osp
 import subprocess
@@ -216,6 +217,7 @@ def pair_runs(name, pair, seeds, work_dir):
     from mmrskd.engine.sweep import expand_grid
     root = osp.join(work_dir, name)
     data = data_root(pair, work_dir)
+    classes = data_classes(data_spec(pair))
 
     def named(run):
         return dataclasses.replace(run, name=f'{name}/{run.name}')
@@ -232,15 +234,16 @@ def pair_runs(name, pair, seeds, work_dir):
                                                where)}
 
     teacher_options = pair.get('teacher_cfg_options', {})
+    at = f'pairs.{name}.teacher'
     teacher = named(expand_grid(
         dict(configs=[pair['teacher']], grid={SEED_KEY: [TEACHER_SEED]},
-             cfg_options={**data_root_options(pair['teacher'], data),
-                          **aligned(pair['teacher'], teacher_options,
-                                    f'pairs.{name}.teacher')}),
-        root, where=f'pairs.{name}.teacher').runs[0])
+             cfg_options={**data_root_options(pair['teacher'], data, classes,
+                                              at),
+                          **aligned(pair['teacher'], teacher_options, at)}),
+        root, where=at).runs[0])
 
     def seed_runs(config, options, run_root, where, prefix=name):
-        options = {**data_root_options(config, data),
+        options = {**data_root_options(config, data, classes, where),
                    **aligned(config, {**pair.get('cfg_options', {}),
                                       **options}, where)}
         runs = expand_grid(dict(configs=[config], grid={SEED_KEY: seeds},
@@ -276,14 +279,26 @@ def ordered_runs(teacher, arms, seeds):
 
 
 def data_spec(pair):
-    """What a pair's synthetic set is: ``dict(format, splits, num_images)``.
-    ``data.splits`` sizes each split (e.g. a large val split, so that
-    evaluation noise does not hide a gain); ``data.num_images`` alone keeps
-    the format's fractions (``splits`` then empty)."""
+    """What a pair's synthetic set is: ``dict(format, splits, num_images)``,
+    and ``classes`` when the pair names them. ``data.splits`` sizes each
+    split (e.g. a large val split, so that evaluation noise does not hide a
+    gain); ``data.num_images`` alone keeps the format's fractions
+    (``splits`` then empty). ``data.classes`` is a list of the format's
+    class names or ``all``; without it the generator's default subset."""
     data = pair['data']
     splits = dict(data.get('splits') or {})
-    return dict(format=data['format'], splits=splits,
+    spec = dict(format=data['format'], splits=splits,
                 num_images=sum(splits.values()) or int(data['num_images']))
+    if data.get('classes') is not None:
+        spec['classes'] = data['classes'] if isinstance(
+            data['classes'], str) else list(data['classes'])
+    return spec
+
+
+def data_classes(spec):
+    """The class names the pair's synthetic set is drawn with."""
+    from mmrskd.datasets.synthetic import resolve_classes
+    return resolve_classes(spec['format'], spec.get('classes'))
 
 
 def data_root(pair, work_dir):
@@ -292,8 +307,11 @@ def data_root(pair, work_dir):
     spec = data_spec(pair)
     sizes = '_'.join(f'{name}{count}'
                      for name, count in spec['splits'].items())
-    return osp.join(work_dir, 'data',
-                    f'{spec["format"]}_{sizes or spec["num_images"]}')
+    kind = spec['format']
+    if 'classes' in spec:
+        kind += f'{len(data_classes(spec))}cls-' + hashlib.sha1(
+            ','.join(data_classes(spec)).encode()).hexdigest()[:8]
+    return osp.join(work_dir, 'data', f'{kind}_{sizes or spec["num_images"]}')
 
 
 def ensure_data(pair, root):
@@ -310,13 +328,16 @@ def ensure_data(pair, root):
                               f'for {spec}; delete {root} to regenerate it')
         return
     generate(spec['format'], root, spec['num_images'],
+             classes=list(data_classes(spec)),
              split_sizes=spec['splits'] or None, overwrite=True)
     atomic_write_bytes(json.dumps(spec).encode(), stamp)
 
 
-def data_root_options(config, root):
+def data_root_options(config, root, classes=None, where=None):
     """``--cfg-options`` that point every dataset of ``config`` (train, val
-    and test, wrapped ones included) at ``root``.
+    and test, wrapped ones included) at ``root``; with ``classes`` (the
+    set's, :func:`data_classes`), each of those datasets must have the same
+    classes, or a config for other classes would train on part of the set.
 
     Returns:
         dict[str, str]: e.g. ``{'train_dataloader.dataset.datasets.0.
@@ -330,6 +351,9 @@ def data_root_options(config, root):
         if isinstance(node, dict):
             if 'data_root' in node:
                 options[f'{key}.data_root'] = osp.join(root, '')
+                if classes is not None:
+                    check_classes(node, key, classes,
+                                  f'{where or config}: {config}')
             for name, child in node.items():
                 visit(child, f'{key}.{name}')
         elif isinstance(node, (list, tuple)):
@@ -342,6 +366,21 @@ def data_root_options(config, root):
         raise MMRSKDError(f'{config}: no dataset with a data_root to point '
                           f'at the benchmark\'s data ({root})')
     return options
+
+
+def check_classes(dataset, key, classes, where):
+    """A dataset config's classes (its ``metainfo``, else its type's
+    ``METAINFO``) against the synthetic set's, as sets."""
+    from mmrskd.registry import DATASETS
+    own = (dataset.get('metainfo') or {}).get('classes')
+    if own is None:
+        dataset_type = DATASETS.get(dataset['type'])
+        own = getattr(dataset_type, 'METAINFO', {}).get('classes')
+    if own is not None and set(own) != set(classes):
+        raise MMRSKDError(
+            f'{where}: {key} has {len(own)} classes {tuple(own)}, the pair\'s '
+            f'data {len(classes)} {tuple(classes)}; give the pair\'s '
+            'data.classes, or use a config for its classes')
 
 
 def commit():

@@ -172,6 +172,29 @@ def test_every_dataset_of_a_run_points_at_the_pair_data(kd_gain):
     assert kd_gain.data_root(pair, '/w') == '/w/data/dota_train3_val5'
 
 
+def test_pair_data_classes_name_the_set_and_must_match_its_configs(
+        kd_gain):
+    five = dict(data=dict(format='dior', splits=dict(train=3)))
+    every = dict(data=dict(five['data'], classes='all'))
+    assert kd_gain.data_classes(kd_gain.data_spec(five)) == (
+        'airplane', 'ship', 'storagetank', 'tenniscourt', 'vehicle')
+    assert len(kd_gain.data_classes(kd_gain.data_spec(every))) == 20
+    # a folder of its own, so the five-class set is never reused for it
+    assert kd_gain.data_root(five, '/w') == '/w/data/dior_train3'
+    assert kd_gain.data_root(every, '/w').startswith('/w/data/dior20cls-')
+    twenty = 'configs/yolov8/yolov8_n_1xb8-12e_synthetic-dior20.py'
+    classes = kd_gain.data_classes(kd_gain.data_spec(every))
+    # metainfo None: DIORDataset's own classes; in another order alike
+    assert kd_gain.data_root_options(twenty, '/d', classes[::-1]) == \
+        kd_gain.data_root_options(twenty, '/d')
+    with pytest.raises(MMRSKDError, match=r'pairs\.p\.student: configs/'
+                       r'yolov8/yolov8_n_1xb8-12e_synthetic-dior\.py: '
+                       r'train_dataloader.* has 5 classes .* data 20'):
+        kd_gain.data_root_options(
+            'configs/yolov8/yolov8_n_1xb8-12e_synthetic-dior.py', '/d',
+            classes, 'pairs.p.student')
+
+
 def test_pair_data_is_written_once_and_never_reused_for_another_spec(
         kd_gain, tmp_path):
     pair = dict(data=dict(format='dota', splits=dict(train=2, val=3)))

@@ -11,7 +11,8 @@ import pytest
 
 from mmrskd.datasets import (DIORDataset, DOTADataset, HRSCDataset,
                              NWPUVHR10Dataset)
-from mmrskd.datasets.synthetic import FORMATS, default_classes, generate
+from mmrskd.datasets.synthetic import (FORMATS, default_classes, generate,
+                                       resolve_classes)
 from mmrskd.datasets.synthetic.painters import LOOKS, name_key
 from mmrskd.utils import MMRSKDError
 
@@ -162,6 +163,19 @@ def test_all_classes_render_in_one_dataset(tmp_path):
                        classes=','.join(classes))
     names = {i['name'] for r in records for i in r['instances']}
     assert names <= set(classes) and len(names) >= 8
+    # 'all' is the whole vocabulary: the same images
+    again = generate('dior', str(tmp_path / 'all'), 6, seed=3, img_size=320,
+                     classes='all')
+    assert [r['instances'] for r in again] == [
+        r['instances'] for r in records]
+
+
+def test_resolve_classes():
+    assert resolve_classes('dior', 'all') == DIORDataset.METAINFO['classes']
+    assert resolve_classes('dior') == default_classes('dior')
+    assert resolve_classes('dota', 'ship, plane') == ('ship', 'plane')
+    with pytest.raises(MMRSKDError, match="not dota class names"):
+        resolve_classes('dota', 'ship,car')
 
 
 def test_bad_arguments(tmp_path):

@@ -11,7 +11,7 @@ import argparse
 import os.path as osp
 import sys
 
-from mmrskd.datasets.synthetic import FORMATS, default_classes, generate
+from mmrskd.datasets.synthetic import FORMATS, generate, resolve_classes
 from mmrskd.utils import MMRSKDError
 
 
@@ -38,8 +38,8 @@ def parse_args(argv=None):
         '--img-size', type=int, help='image width in pixels (default: 256; '
         '320 for hrsc); hrsc and nwpu images are wider than tall')
     parser.add_argument(
-        '--classes', help='comma-separated real class names of the dataset '
-        '(default: a small visually distinct subset)')
+        '--classes', help='comma-separated real class names of the dataset, '
+        'or "all" (default: a small visually distinct subset)')
     parser.add_argument(
         '--split-sizes', type=split_sizes, metavar='SPLIT=N[,SPLIT=N]',
         help='images per split instead of the format\'s fractions, e.g. '
@@ -60,7 +60,7 @@ def main(argv=None):
     except MMRSKDError as err:
         sys.exit(f'error: {err}')
     num_objects = sum(len(r['instances']) for r in records)
-    classes = args.classes or ','.join(default_classes(args.format))
+    classes = ','.join(resolve_classes(args.format, args.classes))
     print(f'wrote {len(records)} images with {num_objects} objects '
           f'({classes}) to {out}')
 

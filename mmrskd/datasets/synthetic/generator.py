@@ -28,10 +28,16 @@ def _check_format(fmt: str) -> str:
     return fmt
 
 
-def _resolve_classes(fmt: str, vocabulary: Sequence[str],
-                     classes: Union[None, str, Sequence[str]]) -> tuple:
+def resolve_classes(fmt: str,
+                    classes: Union[None, str, Sequence[str]] = None) -> tuple:
+    """The class names a set of ``fmt`` is drawn with: ``classes`` checked
+    against the format's vocabulary, ``'all'`` for every class, None for
+    the default subset."""
+    vocabulary = WRITERS[_check_format(fmt)].vocabulary
     if classes is None:
         return default_classes(fmt)
+    if classes == 'all':
+        return tuple(vocabulary)
     if isinstance(classes, str):
         classes = [c.strip() for c in classes.split(',') if c.strip()]
     unknown = [c for c in classes if c not in vocabulary]
@@ -102,8 +108,8 @@ def generate(fmt: str,
             images are wider than tall). Defaults to the format's default
             (256; 320 for HRSC).
         classes (str | Sequence[str], optional): real class names of the
-            dataset (or one comma-separated string); defaults to a small,
-            visually distinct subset (:func:`default_classes`).
+            dataset (or one comma-separated string), or ``'all'``; defaults
+            to a small, visually distinct subset (:func:`default_classes`).
         overwrite (bool): replace the format's files in an ``out_dir`` that
             already has some. Defaults to False.
         split_sizes (dict[str, int], optional): images per split, e.g.
@@ -117,7 +123,7 @@ def generate(fmt: str,
         (see :mod:`mmrskd.datasets.synthetic.writers`).
     """
     writer = WRITERS[_check_format(fmt)]()
-    classes = _resolve_classes(fmt, writer.vocabulary, classes)
+    classes = resolve_classes(fmt, classes)
     if num_images < 1:
         raise MMRSKDError(f'num_images={num_images}: must be at least 1')
     width = int(img_size or writer.default_size)
