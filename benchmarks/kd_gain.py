@@ -309,8 +309,9 @@ def data_root(pair, work_dir):
                      for name, count in spec['splits'].items())
     kind = spec['format']
     if 'classes' in spec:
-        kind += f'{len(data_classes(spec))}cls-' + hashlib.sha1(
-            ','.join(data_classes(spec)).encode()).hexdigest()[:8]
+        classes = data_classes(spec)
+        kind += f'{len(classes)}cls-' + hashlib.sha1(
+            ','.join(classes).encode()).hexdigest()[:8]
     return osp.join(work_dir, 'data', f'{kind}_{sizes or spec["num_images"]}')
 
 
@@ -328,7 +329,7 @@ def ensure_data(pair, root):
                               f'for {spec}; delete {root} to regenerate it')
         return
     generate(spec['format'], root, spec['num_images'],
-             classes=list(data_classes(spec)),
+             classes=data_classes(spec),
              split_sizes=spec['splits'] or None, overwrite=True)
     atomic_write_bytes(json.dumps(spec).encode(), stamp)
 
