@@ -35,7 +35,8 @@ model = dict(
         loss_cross=dict(
             _base_.csakd_loss_mappings.loss_cross,
             reg_S='cross_head[1]',
-            reg_T='t_head[1]')))
+            reg_T='t_head[1]')),
+    grad_balance=_base_.csakd_grad_balance)
 val_cfg = dict(type='DistillValLoop', teacher_eval='once')
 # the paper reports mAP50 and mAP50:95
 val_evaluator = dict(iou_thrs='coco')

@@ -23,7 +23,8 @@ model = dict(
     distill_losses=dict(
         loss_cross=_base_.csakd_loss_cross,
         loss_agka=dict(_base_.csakd_loss_agka, in_channels=teacher_channels)),
-    loss_mappings=_base_.csakd_loss_mappings)
+    loss_mappings=_base_.csakd_loss_mappings,
+    grad_balance=_base_.csakd_grad_balance)
 val_cfg = dict(type='DistillValLoop', teacher_eval='once')
 # the paper reports mAP50 and mAP50:95
 val_evaluator = dict(iou_thrs='coco')
