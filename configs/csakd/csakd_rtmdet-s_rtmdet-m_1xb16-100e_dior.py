@@ -3,7 +3,10 @@
 # the boxes that the cross and teacher side distances span (CrossKD's box
 # KD for distance heads). Train the teacher first:
 #   python tools/train.py configs/csakd/rtmdet_m_1xb16-100e_dior.py
-_base_ = ['./rtmdet_s_1xb16-100e_dior.py', './_base_/csakd.py']
+_base_ = [
+    './rtmdet_s_1xb16-100e_dior.py', './_base_/csakd.py',
+    './_base_/csakd_grad_balance.py'
+]
 student_channels = 128  # RTMDet-s neck, every level
 teacher_channels = 192  # RTMDet-m neck
 model = dict(

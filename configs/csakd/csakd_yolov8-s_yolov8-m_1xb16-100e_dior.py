@@ -2,7 +2,8 @@
 # Train the teacher first:
 #   python tools/train.py configs/yolov8/yolov8_m_1xb16-100e_dior.py
 _base_ = [
-    '../yolov8/yolov8_s_1xb16-100e_dior.py', './_base_/csakd.py'
+    '../yolov8/yolov8_s_1xb16-100e_dior.py', './_base_/csakd.py',
+    './_base_/csakd_grad_balance.py'
 ]
 student_channels = [128, 256, 512]  # YOLOv8-s neck (P3, P4, P5)
 teacher_channels = [192, 384, 576]  # YOLOv8-m neck

@@ -14,8 +14,8 @@
 #                    loss_cross=_base_.csakd_loss_cross,
 #                    loss_agka=dict(_base_.csakd_loss_agka,
 #                                   in_channels=<teacher neck channels>)),
-#                loss_mappings=_base_.csakd_loss_mappings,
-#                grad_balance=_base_.csakd_grad_balance)
+#                loss_mappings=_base_.csakd_loss_mappings)
+# (the full-size configs add grad_balance from ./csakd_grad_balance.py)
 #
 #   L = L_det + alpha * loss_cross + beta * loss_agka,  alpha = beta = 1
 csakd_taps = dict(
@@ -70,12 +70,3 @@ csakd_loss_mappings = dict(
         feats_T='t_neck'),
     loss_agka=dict(
         preds_S=dict(source='s_neck', connector='adapt'), preds_T='t_neck'))
-# The rule that carries alpha = beta = 1 over to detectors whose losses sum
-# differently (README, "What we found"): over the first 100 iterations each
-# term is scaled to 0.3 of the detection gradient at the student's neck,
-# then frozen. 0.3 is where the weights that gained on the native synthetic
-# pairs put both terms (0.09-0.44 for loss_cross, 0.24-0.49 for loss_agka);
-# at beta = 1 loss_agka starts near 3,500 against ~130 of detection loss.
-csakd_grad_balance = dict(
-    target_ratio=0.3, modules=['student.neck'], interval=10,
-    calibration_iters=100)
