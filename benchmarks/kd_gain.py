@@ -43,7 +43,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmrskd  # noqa: E402,F401  (compat layer before anything OpenMMLab)
-from mmrskd.engine.sweep.tables import format_number  # noqa: E402
+from mmrskd.engine.sweep.tables import (  # noqa: E402
+    KD_GAIN_REPORTED_SPLIT as REPORTED_SPLIT, format_number)
 from mmrskd.evaluation.functional import paired_gain, sample_std  # noqa: E402
 from mmrskd.utils import MMRSKDError  # noqa: E402
 from mmrskd.utils.checkpoint import atomic_write_bytes  # noqa: E402
@@ -52,7 +53,6 @@ from mmrskd.utils.cli import exit_on_user_error  # noqa: E402
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SPEC = osp.join(REPO, 'benchmarks', 'kd_gain.yml')
 RESULTS = osp.join(REPO, 'benchmarks', 'results')
-REPORTED_SPLIT = 'heldout'
 SEED_KEY = 'randomness.seed'
 TEACHER_SEED = 0
 STUDENT_ARM = 'student'
@@ -117,7 +117,6 @@ def load_spec(path):
             raise MMRSKDError(f'{path}: pairs.{name}.method '
                               f'"{pair["method"]}" is not one of its arms '
                               f'{sorted(pair["arms"])}')
-        check_variants(path, name, pair)
         for where, config in [('teacher', pair['teacher']),
                               ('student', pair['student'])] + [
                                   (f'arms.{a}', c)
@@ -125,6 +124,7 @@ def load_spec(path):
             if not osp.isfile(osp.join(REPO, config)):
                 raise MMRSKDError(f'{path}: pairs.{name}.{where}: config '
                                   f'not found: {config}')
+        check_variants(path, name, pair)
     return spec
 
 
@@ -149,6 +149,46 @@ def check_variants(path, name, pair):
         if entry.get('arm', pair['method']) not in pair['arms']:
             raise MMRSKDError(f'{at}.arm: "{entry["arm"]}" is not one of the '
                               f'arms {sorted(pair["arms"])}')
+        config = pair['arms'][entry.get('arm', pair['method'])]
+        for key in entry['cfg_options']:
+            check_variant_key(f'{at}.cfg_options', config, key)
+
+
+def check_variant_key(at, config, key):
+    """``key`` (dotted, as ``--cfg-options`` takes it) names a value of
+    ``config``, or an argument that the model component there takes (a new
+    dict such as a distiller's ``grad_balance``). A new key in a dict that
+    is no model component (``grad_balance``'s own) is left to the consumer,
+    which rejects unknown ones when the run builds. A misspelt key would
+    otherwise train a copy of the arm under the variant's name."""
+    import inspect
+
+    from mmengine.config import Config
+
+    from mmrskd.registry import MODELS
+    node = Config.fromfile(osp.join(REPO, config)).to_dict()
+    *parents, leaf = key.split('.')
+    for depth, part in enumerate(parents + [leaf]):
+        if isinstance(node, list) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            continue
+        component = isinstance(node, dict) and isinstance(
+            node.get('type'), str) and MODELS.get(node['type'])
+        if component:
+            arguments = inspect.signature(component).parameters
+            if part in arguments or any(a.kind == a.VAR_KEYWORD
+                                        for a in arguments.values()):
+                return
+        elif part == leaf and depth == len(parents) and isinstance(
+                node, dict):
+            return
+        where = '.'.join(parents[:depth]) or 'the top level'
+        raise MMRSKDError(f'{at}: "{key}": {config} has no "{part}" at '
+                          f'{where}; check the spelling')
 
 
 def select_pairs(spec, names):
@@ -559,7 +599,8 @@ def main(argv=None):
     record['this_call_seconds'] = round(time.time() - started, 1)
     write_json(record, out)
     print('\n'.join(summary_lines(record)))
-    print(f'[kd_gain] {out}')
+    print(f'[kd_gain] {out}; the README tables: python '
+          f'tools/gen_results_tables.py --kd-gain {osp.relpath(out, REPO)}')
     return 0
 
 

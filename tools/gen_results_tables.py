@@ -10,9 +10,11 @@ training overhead between ``<!-- results:start -->`` and
 repository root and of ``configs/*/`` that has the markers is updated; a
 README gets the rows of the configs in its folder or below.
 ``--model-index`` also rewrites ``model-index.yml`` from
-``configs/*/metafile.yml``. ``--kd-gain benchmarks/results/kd_gain.json``
-writes the paired-gain tables of ``benchmarks/kd_gain.py`` between
-``<!-- kd-gain:start -->`` and ``<!-- kd-gain:end -->``.
+``configs/*/metafile.yml``. ``--kd-gain benchmarks/results/kd_gain.json
+benchmarks/results/kd_gain_tune.json`` writes the paired-gain tables of
+``benchmarks/kd_gain.py``: the held-out seeds' between ``<!-- kd-gain:start
+-->`` and ``<!-- kd-gain:end -->``, the tuning seeds' between ``<!--
+kd-gain-tune:start -->`` and ``<!-- kd-gain-tune:end -->``.
 """
 import argparse
 import os.path as osp
@@ -41,11 +43,13 @@ def parse_args(argv=None):
                         help='decimals of the ×100 metrics. Defaults to 1')
     parser.add_argument('--out', help='also write the full table to this '
                         'Markdown file')
-    parser.add_argument('--kd-gain', metavar='JSON',
+    parser.add_argument('--kd-gain', metavar='JSON', nargs='+',
                         help='also write the paired-gain tables of '
-                        'benchmarks/kd_gain.py\'s JSON between '
-                        '<!-- kd-gain:start --> and <!-- kd-gain:end --> '
-                        '(each method README gets its own pairs)')
+                        'benchmarks/kd_gain.py\'s JSONs: the held-out '
+                        'split\'s between <!-- kd-gain:start --> and <!-- '
+                        'kd-gain:end -->, the tuning split\'s between <!-- '
+                        'kd-gain-tune:start --> and <!-- kd-gain-tune:end '
+                        '--> (each method README gets its own pairs)')
     parser.add_argument('--model-index', action='store_true',
                         help='rewrite model-index.yml from the metafiles')
     parser.add_argument('--check', action='store_true',
@@ -62,19 +66,21 @@ def report(changed, check):
 
 
 def write_kd_gain_tables(path, readmes, check):
-    """The kd-gain blocks of ``readmes`` (default: every README with the
-    markers) from ``path``; returns the outdated ones."""
+    """The kd-gain blocks of the JSON's split in ``readmes`` (default:
+    every README with that split's markers) from ``path``; returns the
+    outdated ones."""
     import json
 
-    from mmrskd.engine.sweep.tables import (KD_GAIN_START, find_readmes,
+    from mmrskd.engine.sweep.tables import (find_readmes, kd_gain_markers,
                                             update_kd_gain_readmes)
     if not osp.isfile(path):
         raise MMRSKDError(f'--kd-gain {path}: file not found; run '
                           'python benchmarks/kd_gain.py first')
     with open(path) as f:
         record = json.load(f)
+    start, _ = kd_gain_markers(record['split'])
     return report(update_kd_gain_readmes(
-        record, readmes or find_readmes(REPO, KD_GAIN_START),
+        record, readmes or find_readmes(REPO, start),
         osp.relpath(path, REPO), check=check), check)
 
 
@@ -107,9 +113,8 @@ def main(argv=None):
         outdated += report(rewrite_readmes(readmes, lambda readme: (
             readme_block(rows, readme, args.sweep_dirs, args.digits)),
             check=args.check), args.check)
-    if args.kd_gain:
-        outdated += write_kd_gain_tables(args.kd_gain, args.readme,
-                                         args.check)
+    for path in args.kd_gain or ():
+        outdated += write_kd_gain_tables(path, args.readme, args.check)
     if args.model_index:
         outdated += report({'model-index.yml': write_model_index(
             REPO, check=args.check)}, args.check)

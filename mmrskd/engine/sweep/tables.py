@@ -24,6 +24,18 @@ from mmrskd.utils.config import load_config, mmrskd_config_dir
 
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 KD_GAIN_START, KD_GAIN_END = '<!-- kd-gain:start -->', '<!-- kd-gain:end -->'
+# benchmarks/kd_gain.py's table split; another split (the tuning seeds) has
+# markers of its own, so its figures never stand in for the table's
+KD_GAIN_REPORTED_SPLIT = 'heldout'
+
+
+def kd_gain_markers(split: str) -> Tuple[str, str]:
+    """The README markers of a ``benchmarks/kd_gain.py`` split's table:
+    ``<!-- kd-gain:start -->`` for the reported split, ``<!--
+    kd-gain-tune:start -->`` for ``tune``."""
+    if split == KD_GAIN_REPORTED_SPLIT:
+        return KD_GAIN_START, KD_GAIN_END
+    return f'<!-- kd-gain-{split}:start -->', f'<!-- kd-gain-{split}:end -->'
 
 
 @dataclasses.dataclass
@@ -264,9 +276,10 @@ def rewrite_readmes(readmes: Sequence[str], block: Callable[[str], str],
 
 def update_kd_gain_readmes(record: dict, readmes: Sequence[str], source: str,
                            check: bool = False) -> Dict[str, bool]:
-    """Rewrite the kd-gain tables of ``readmes``: ``configs/<method>/``
-    gets that method's pairs; a baseline's folder (an arm that is no pair's
-    method, e.g. ``configs/pkd``) and any other README get all pairs."""
+    """Rewrite the kd-gain tables of ``readmes`` (between the markers of
+    the record's split): ``configs/<method>/`` gets that method's pairs; a
+    baseline's folder (an arm that is no pair's method, e.g.
+    ``configs/pkd``) and any other README get all pairs."""
     methods = {p['method'] for p in record['pairs'].values()}
 
     def block(readme):
@@ -277,7 +290,8 @@ def update_kd_gain_readmes(record: dict, readmes: Sequence[str], source: str,
                 method in p['arms'] for p in record['pairs'].values()))
         return kd_gain_block(record, source, method if own else None)
 
-    return rewrite_readmes(readmes, block, KD_GAIN_START, KD_GAIN_END, check)
+    return rewrite_readmes(readmes, block, *kd_gain_markers(record['split']),
+                           check=check)
 
 
 def find_readmes(root: str, marker: str = START) -> List[str]:
