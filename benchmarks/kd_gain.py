@@ -132,7 +132,9 @@ def check_variants(path, name, pair):
     """A pair's ``variants``: ablations of one of its arms (the method by
     default), each ``{arm: ARM, cfg_options: {KEY: VALUE}}`` under a name
     that no arm has."""
+    from mmengine.config import Config
     variants = pair.get('variants') or {}
+    loaded = {}
     if not isinstance(variants, dict):
         raise MMRSKDError(f'{path}: pairs.{name}.variants must map names to '
                           '{cfg_options: {KEY: VALUE}}')
@@ -150,23 +152,24 @@ def check_variants(path, name, pair):
             raise MMRSKDError(f'{at}.arm: "{entry["arm"]}" is not one of the '
                               f'arms {sorted(pair["arms"])}')
         config = pair['arms'][entry.get('arm', pair['method'])]
+        if config not in loaded:
+            loaded[config] = Config.fromfile(osp.join(REPO, config)).to_dict()
         for key in entry['cfg_options']:
-            check_variant_key(f'{at}.cfg_options', config, key)
+            check_variant_key(f'{at}.cfg_options', config, loaded[config],
+                              key)
 
 
-def check_variant_key(at, config, key):
+def check_variant_key(at, config, node, key):
     """``key`` (dotted, as ``--cfg-options`` takes it) names a value of
-    ``config``, or an argument that the model component there takes (a new
-    dict such as a distiller's ``grad_balance``). A new key in a dict that
-    is no model component (``grad_balance``'s own) is left to the consumer,
-    which rejects unknown ones when the run builds. A misspelt key would
-    otherwise train a copy of the arm under the variant's name."""
+    ``node`` (``config`` as a dict), or an argument that the model component
+    there takes (a new dict such as a distiller's ``grad_balance``). A new
+    key in a dict that is no model component (``grad_balance``'s own) is
+    left to its consumer, which rejects unknown ones when the run builds.
+    A misspelt key would otherwise train a copy of the arm under the
+    variant's name."""
     import inspect
 
-    from mmengine.config import Config
-
     from mmrskd.registry import MODELS
-    node = Config.fromfile(osp.join(REPO, config)).to_dict()
     *parents, leaf = key.split('.')
     for depth, part in enumerate(parents + [leaf]):
         if isinstance(node, list) and part.isdigit() and \
