@@ -32,7 +32,9 @@ generated from it by ``tools/gen_results_tables.py --kd-gain``.
         --arms student dked dked_feature_terms          # a variant too
 """
 import argparse
+import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import os.path as osp
@@ -60,6 +62,18 @@ TEACHER_ARM = 'teacher'
 DATA_STAMP = 'kd_gain_data.json'
 PAIR_KEYS = ('method', 'data', 'metric', 'teacher', 'student', 'arms')
 VARIANT_KEYS = ('arm', 'cfg_options')
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_config(config):
+    from mmengine.config import Config
+    return Config.fromfile(osp.join(REPO, config))
+
+
+def repo_config(config):
+    """``config`` (a path relative to the repository), parsed once per
+    process: a copy, so that callers may merge options into it."""
+    return copy.deepcopy(_parsed_config(config))
 
 
 def parse_args(argv=None):
@@ -132,9 +146,7 @@ def check_variants(path, name, pair):
     """A pair's ``variants``: ablations of one of its arms (the method by
     default), each ``{arm: ARM, cfg_options: {KEY: VALUE}}`` under a name
     that no arm has."""
-    from mmengine.config import Config
     variants = pair.get('variants') or {}
-    loaded = {}
     if not isinstance(variants, dict):
         raise MMRSKDError(f'{path}: pairs.{name}.variants must map names to '
                           '{cfg_options: {KEY: VALUE}}')
@@ -152,11 +164,9 @@ def check_variants(path, name, pair):
             raise MMRSKDError(f'{at}.arm: "{entry["arm"]}" is not one of the '
                               f'arms {sorted(pair["arms"])}')
         config = pair['arms'][entry.get('arm', pair['method'])]
-        if config not in loaded:
-            loaded[config] = Config.fromfile(osp.join(REPO, config)).to_dict()
+        arm_cfg = _parsed_config(config).to_dict()
         for key in entry['cfg_options']:
-            check_variant_key(f'{at}.cfg_options', config, loaded[config],
-                              key)
+            check_variant_key(f'{at}.cfg_options', config, arm_cfg, key)
 
 
 def check_variant_key(at, config, node, key):
@@ -212,8 +222,7 @@ def split_seeds(spec, split):
 
 def teacher_checkpoint(teacher_run):
     """Where the teacher run leaves its last epoch's checkpoint."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, teacher_run.config))
+    cfg = repo_config(teacher_run.config)
     cfg.merge_from_dict(teacher_run.cfg_options)
     return osp.join(teacher_run.work_dir,
                     f'epoch_{cfg.train_cfg.max_epochs}.pth')
@@ -231,8 +240,7 @@ def evaluator_options(config, options, reference, where):
     number under another evaluator (VOC 11-point at IoU 0.5, or the 101-point
     COCO curve of ``iou_thrs='coco'``), and a paired gain must compare the
     same one."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg = repo_config(config)
     cfg.merge_from_dict(options)
     aligned = {}
     for key, wanted in reference.items():
@@ -265,8 +273,7 @@ def pair_runs(name, pair, seeds, work_dir):
     def named(run):
         return dataclasses.replace(run, name=f'{name}/{run.name}')
 
-    from mmengine.config import Config
-    student_cfg = Config.fromfile(osp.join(REPO, pair['student']))
+    student_cfg = repo_config(pair['student'])
     student_cfg.merge_from_dict(pair.get('cfg_options', {}))
     reference = {key: plain(student_cfg.get(key))
                  for key in ('val_evaluator', 'test_evaluator')
@@ -387,8 +394,7 @@ def data_root_options(config, root, classes=None, where=None):
         dict[str, str]: e.g. ``{'train_dataloader.dataset.datasets.0.
         data_root': root + '/', ...}``.
     """
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg = _parsed_config(config)  # only read
     options = {}
 
     def visit(node, key):
