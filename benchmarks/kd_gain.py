@@ -160,10 +160,11 @@ def check_variants(path, name, pair):
             raise MMRSKDError(f'{at}: expected {{cfg_options: {{KEY: '
                               'VALUE}}}} and optionally arm: one of '
                               f'{sorted(pair["arms"])}')
-        if entry.get('arm', pair['method']) not in pair['arms']:
-            raise MMRSKDError(f'{at}.arm: "{entry["arm"]}" is not one of the '
+        arm = entry.get('arm', pair['method'])
+        if arm not in pair['arms']:
+            raise MMRSKDError(f'{at}.arm: "{arm}" is not one of the '
                               f'arms {sorted(pair["arms"])}')
-        config = pair['arms'][entry.get('arm', pair['method'])]
+        config = pair['arms'][arm]
         arm_cfg = _parsed_config(config).to_dict()
         for key in entry['cfg_options']:
             check_variant_key(f'{at}.cfg_options', config, arm_cfg, key)
@@ -196,9 +197,8 @@ def check_variant_key(at, config, node, key):
             if part in arguments or any(a.kind == a.VAR_KEYWORD
                                         for a in arguments.values()):
                 return
-        elif part == leaf and depth == len(parents) and isinstance(
-                node, dict):
-            return
+        elif depth == len(parents) and isinstance(node, dict):
+            return  # a new leaf in a dict that is no model component
         where = '.'.join(parents[:depth]) or 'the top level'
         raise MMRSKDError(f'{at}: "{key}": {config} has no "{part}" at '
                           f'{where}; check the spelling')
