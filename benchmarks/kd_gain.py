@@ -45,6 +45,7 @@ import time
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 import mmrskd  # noqa: E402,F401  (compat layer before anything OpenMMLab)
+from mmrskd.engine.sweep.grid import check_option_key  # noqa: E402
 from mmrskd.engine.sweep.tables import (  # noqa: E402
     KD_GAIN_REPORTED_SPLIT as REPORTED_SPLIT, format_number)
 from mmrskd.evaluation.functional import paired_gain, sample_std  # noqa: E402
@@ -167,41 +168,7 @@ def check_variants(path, name, pair):
         config = pair['arms'][arm]
         arm_cfg = _parsed_config(config).to_dict()
         for key in entry['cfg_options']:
-            check_variant_key(f'{at}.cfg_options', config, arm_cfg, key)
-
-
-def check_variant_key(at, config, node, key):
-    """``key`` (dotted, as ``--cfg-options`` takes it) names a value of
-    ``node`` (``config`` as a dict), or an argument that the model component
-    there takes (a new dict such as a distiller's ``grad_balance``). A new
-    key in a dict that is no model component (``grad_balance``'s own) is
-    left to its consumer, which rejects unknown ones when the run builds.
-    A misspelt key would otherwise train a copy of the arm under the
-    variant's name."""
-    import inspect
-
-    from mmrskd.registry import MODELS
-    *parents, leaf = key.split('.')
-    for depth, part in enumerate(parents + [leaf]):
-        if isinstance(node, list) and part.isdigit() and \
-                int(part) < len(node):
-            node = node[int(part)]
-            continue
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            continue
-        component = isinstance(node, dict) and isinstance(
-            node.get('type'), str) and MODELS.get(node['type'])
-        if component:
-            arguments = inspect.signature(component).parameters
-            if part in arguments or any(a.kind == a.VAR_KEYWORD
-                                        for a in arguments.values()):
-                return
-        elif depth == len(parents) and isinstance(node, dict):
-            return  # a new leaf in a dict that is no model component
-        where = '.'.join(parents[:depth]) or 'the top level'
-        raise MMRSKDError(f'{at}: "{key}": {config} has no "{part}" at '
-                          f'{where}; check the spelling')
+            check_option_key(f'{at}.cfg_options', config, arm_cfg, key)
 
 
 def select_pairs(spec, names):

@@ -6,6 +6,7 @@ a tiny distiller for real, one run SIGKILLed after its first checkpoint, and
 reruns the sweep.
 """
 import csv
+import glob
 import json
 import os
 import os.path as osp
@@ -23,7 +24,7 @@ from mmrskd.engine.sweep.executor import (BUSY, DONE, PENDING, RESUME,
                                           SKIPPED, STALE, SweepExecutor,
                                           SweepProgress, run_status,
                                           training_progress, write_state)
-from mmrskd.engine.sweep.grid import short_axis_names
+from mmrskd.engine.sweep.grid import check_option_key, short_axis_names
 from mmrskd.engine.sweep.launch import LaunchOptions, train_command
 from mmrskd.engine.sweep.results import (collect_results, pick_metric,
                                          write_results)
@@ -229,6 +230,72 @@ work_dir: somewhere
     assert sweep_tool.build_sweep(sweep_tool.parse_args(
         [str(tmp_path / 's.py'), '--work-dir', 'x'])).runs[0].work_dir == \
         osp.join('x', 'kd', 'loss_weight=1,seed=0')
+
+
+@pytest.mark.parametrize('key, match', [
+    ('model.distill_losses.loss_pkd.loss_wieght',
+     'has no "loss_wieght" at model.distill_losses.loss_pkd;'),
+    ('model.distill_loses.loss_pkd.loss_weight',
+     'has no "distill_loses" at model;'),
+    ('param_scheduler.2.end', 'has no "2" at param_scheduler;'),
+    ('randomnes.seed', 'has no "randomnes" at the top level;'),
+    ('model.distill_losses.loss_pdk.loss_weight',
+     'has no "loss_pdk" at model.distill_losses;'),
+])
+def test_a_misspelt_key_is_a_one_line_error(key, match):
+    cfg = dict(model=dict(type='SingleTeacherDistiller', distill_losses=dict(
+        loss_pkd=dict(type='PKDLoss', loss_weight=1.0))),
+        param_scheduler=[dict(end=1), dict(end=2)])
+    with pytest.raises(MMRSKDError, match=f'^grid: "{key}": kd.py {match}'):
+        check_option_key('grid', 'kd.py', cfg, key)
+
+
+@pytest.mark.parametrize('key', [
+    'model.distill_losses.loss_pkd.loss_weight',  # a value the config has
+    'param_scheduler.1.end',  # in a list, by index
+    'randomness.seed',  # an argument of mmengine's Runner
+    'model.grad_balance',  # an argument of the distiller
+    'model.distill_losses.loss_pkd.resize_stu',  # left at its default
+    'train_cfg.val_interval',  # a new leaf in a dict of no model component
+    'model.distill_losses.loss_tasd.terms.loss_kd.task',  # a new term
+])
+def test_a_key_the_config_can_take_is_accepted(key):
+    cfg = dict(model=dict(type='SingleTeacherDistiller', distill_losses=dict(
+        loss_pkd=dict(type='PKDLoss', loss_weight=1.0),
+        loss_tasd=dict(type='LTDTASDLoss', terms=dict(
+            loss_ld=dict(task='reg', region='pos'))))),
+        param_scheduler=[dict(end=1), dict(end=2)],
+        train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=1))
+    check_option_key('grid', 'kd.py', cfg, key)
+
+
+def test_a_misspelt_grid_key_fails_before_any_run_trains(
+        tmp_path, data_root, capsys):
+    paths = write_configs(str(tmp_path / 'configs'), data_root)
+    with pytest.raises(SystemExit) as exit_info:
+        sweep_tool.main([paths['kd'], '--grid',
+                         'model.distill_losses.loss_pkd.loss_wieght=1,2',
+                         '--work-dir', str(tmp_path / 'sweep')])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and '"loss_wieght"' in err \
+        and 'kd/loss_wieght=1' in err and 'check the spelling' in err
+    assert not osp.exists(tmp_path / 'sweep')
+
+
+@pytest.mark.parametrize('path', sorted(
+    osp.relpath(p, REPO) for p in glob.glob(
+        osp.join(REPO, 'sweeps', '*.yml'))))
+def test_every_shipped_sweep_names_keys_its_configs_take(path):
+    from mmrskd.utils.config import load_config
+    configs = {}
+    for run in load_sweep_file(osp.join(REPO, path)).runs:
+        if run.config not in configs:
+            configs[run.config] = load_config(
+                osp.join(REPO, run.config)).to_dict()
+        for key in run.cfg_options:
+            check_option_key(f'{path}: {run.name}', run.config,
+                             configs[run.config], key)
 
 
 # ---------------------------------------------------------------- launch
@@ -696,8 +763,8 @@ def test_demo_sweep_killed_externally_then_resumed(tmp_path):
         f'test_dataloader.dataset.data_root={data}/',
         'default_hooks.checkpoint.interval=1']
     target = osp.join(work_dir, 'pkd_rotated-retinanet_r18-w16_rotated-'
-                      'retinanet_r18-w16-24e_12e_synthetic-dota', 'loss_weight=1,'
-                      'seed=1')
+                      'retinanet_r18-w16-24e_12e_synthetic-dota',
+                      'loss_weight=1,seed=1')
     sweep = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 1800

@@ -3,6 +3,7 @@ manifest of a sweep dir (``docs/sweeps.md``, section 1). A value means what
 ``--cfg-options KEY=VALUE`` makes of it: written so, parsed by DictAction."""
 import dataclasses
 import hashlib
+import inspect
 import itertools
 import json
 import os.path as osp
@@ -10,7 +11,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import mmengine
 from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
 
+from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError
 from mmrskd.utils.checkpoint import atomic_write_bytes
 from mmrskd.utils.config import load_config
@@ -193,11 +196,74 @@ def is_sweep_file(path: str) -> bool:
     return 'model' not in keys and bool(keys & {'configs', 'experiments'})
 
 
+def _takes_argument(node: Any, argument: str) -> Optional[bool]:
+    """Whether the model component that ``node`` configures takes
+    ``argument``; None when ``node`` configures none."""
+    component = isinstance(node, dict) and isinstance(
+        node.get('type'), str) and MODELS.get(node['type'])
+    if not component:
+        return None
+    parameters = inspect.signature(component).parameters
+    return argument in parameters or any(
+        p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+
+def _settings_dict(node: dict) -> bool:
+    """A dict of plain settings (TASD's ``terms``, ``grad_balance``): no
+    ``type``, and no entry that configures a component (unlike
+    ``distill_losses``, where a new entry is more likely a misspelt loss)."""
+    return 'type' not in node and not any(
+        isinstance(value, dict) and 'type' in value
+        for value in node.values())
+
+
+def check_option_key(where: str, config: str, cfg: dict, key: str) -> None:
+    """``key`` (dotted, as ``--cfg-options`` takes it) names a value of
+    ``cfg`` (``config`` as a dict), an argument of mmengine's ``Runner`` at
+    the top level (``randomness``), or an argument that the model component
+    there takes (a new dict such as a distiller's ``grad_balance``). A new
+    leaf in a dict that is no model component (``grad_balance``'s own), and
+    a new entry of a dict of plain settings (a TASD term), are left to their
+    consumer, which rejects unknown ones when the run builds.
+    A misspelt key would otherwise train a copy of the config under the
+    run's name; the error names ``where`` and the missing part."""
+    *parents, leaf = key.split('.')
+    if parents and parents[0] not in cfg and \
+            parents[0] in inspect.signature(Runner).parameters:
+        return
+    node = cfg
+    for depth, part in enumerate(parents + [leaf]):
+        if isinstance(node, list) and part.isdigit() and \
+                int(part) < len(node):
+            node = node[int(part)]
+            continue
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            continue
+        takes = _takes_argument(node, part)
+        if takes or takes is None and isinstance(node, dict) and (
+                depth == len(parents) or _settings_dict(node)):
+            return
+        at = '.'.join(parents[:depth]) or 'the top level'
+        raise MMRSKDError(f'{where}: "{key}": {config} has no "{part}" at '
+                          f'{at}; check the spelling')
+
+
+def resolved_config(run: SweepRun) -> Config:
+    """The run's config, ``_base_`` merged and its overrides applied, each
+    override's key checked by :func:`check_option_key`."""
+    cfg = load_config(run.config, where=f'{run.name}: config')
+    as_dict = cfg.to_dict()
+    for key in run.cfg_options:
+        check_option_key(f'{run.name}: cfg_options', run.config, as_dict, key)
+    cfg.merge_from_dict(run.cfg_options)
+    return cfg
+
+
 def run_fingerprint(run: SweepRun) -> str:
     """sha256 of the run's resolved config (``_base_`` merged, overrides
     applied; configs it names by path compared by path)."""
-    cfg = load_config(run.config, where=f'{run.name}: config')
-    cfg.merge_from_dict(run.cfg_options)
+    cfg = resolved_config(run)
     return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True,
                                      default=repr).encode()).hexdigest()
 
