@@ -248,6 +248,29 @@ def test_response_levels_sum_and_adapter_maps_widths():
     torch.testing.assert_close(total, per_level)
 
 
+def test_response_channel_norm_standardises_before_the_ddcs():
+    torch.manual_seed(0)
+    loss = response_loss(in_channels=4, feature_norm='channel')
+    raw = response_loss(in_channels=4)
+    raw.load_state_dict(loss.state_dict())
+    feat_S, feat_T = torch.randn(2, 4, 5, 5), torch.randn(2, 4, 5, 5)
+    targets = [dict(heatmap=torch.rand(2, 25, 1))]
+
+    def standardise(feat):
+        mean = feat.mean((2, 3), keepdim=True)
+        var = feat.var((2, 3), unbiased=False, keepdim=True)
+        return (feat - mean) / (var + 1e-6).sqrt()
+
+    value = loss([feat_S], [feat_T], batch_targets=targets)
+    torch.testing.assert_close(value, raw(
+        [standardise(feat_S)], [standardise(feat_T)], batch_targets=targets))
+    # the scale and offset of each teacher channel no longer matter
+    scale = torch.tensor([1., 10., 0.1, 3.]).view(1, 4, 1, 1)
+    torch.testing.assert_close(
+        loss([feat_S], [feat_T * scale + 2], batch_targets=targets), value,
+        rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize('mode', ['frozen', 'trainable'])
 def test_response_on_sparse_heatmap_equals_full_maps(mode):
     """The DDCs run only where G > 0: loss and gradients equal the

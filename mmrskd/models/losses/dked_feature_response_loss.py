@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import Tensor
 
@@ -14,6 +15,7 @@ from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.utils import MMRSKDError
 
 TEACHER_DDC_MODES = ('frozen', 'trainable')
+FEATURE_NORMS = ('none', 'channel')
 
 
 @MODELS.register_module()
@@ -73,6 +75,12 @@ class DKEDFeatureResponseLoss(nn.Module):
             where :math:`G_l > 0` (``DDC.forward_at``).
         teacher_ddc (str): ``'frozen'`` or ``'trainable'``, see above.
             Defaults to ``'frozen'``.
+        feature_norm (str): ``'channel'`` standardises every channel map of
+            :math:`Y_T` and :math:`\varphi(Y_S)` (zero mean, unit variance
+            over ``H, W`` per image, as PKD does) before the DDCs, so the
+            target no longer depends on the scale of each teacher channel;
+            ``'none'`` feeds the raw features, as the paper writes it [A].
+            Defaults to ``'none'``.
         assigner (dict): :class:`GGHLAssigner` config used without
             ``batch_targets``; ``num_classes`` is set to 1.
         strides (Sequence[float], optional): stride of each level for the
@@ -90,12 +98,14 @@ class DKEDFeatureResponseLoss(nn.Module):
                      num_base_kernels=1,
                      angles=(0, 90, 180, 270)),
                  teacher_ddc: str = 'frozen',
+                 feature_norm: str = 'none',
                  assigner: Dict = dict(type='GGHLAssigner'),
                  strides: Optional[Sequence[float]] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         name = type(self).__name__
         check_choice(name, 'teacher_ddc', teacher_ddc, TEACHER_DDC_MODES)
+        check_choice(name, 'feature_norm', feature_norm, FEATURE_NORMS)
         if isinstance(in_channels, int):
             in_channels = [in_channels]
         if student_channels is None or isinstance(student_channels, int):
@@ -115,6 +125,7 @@ class DKEDFeatureResponseLoss(nn.Module):
             for c, c_t in zip(student_channels, self.in_channels)
         ]
         self.teacher_ddc = teacher_ddc
+        self.feature_norm = feature_norm
         self.strides = None if strides is None else list(strides)
         self.loss_weight = loss_weight
         self.adapters = nn.ModuleList(
@@ -229,9 +240,12 @@ class DKEDFeatureResponseLoss(nn.Module):
                    ) -> Tuple[Tensor, Tensor]:
         """:math:`Y'_T` and :math:`Y'_S` of one level, both ``(N, C_l, H_l,
         W_l)``, or ``(M, C_l)`` at the flat ``(N, H_l, W_l)`` indices
-        ``positions`` ``(M, )``; the teacher DDC gets gradients only when
+        ``positions`` ``(M, )``, of the features standardised by
+        ``feature_norm``; the teacher DDC gets gradients only when
         trainable."""
         def respond(ddc, feat):
+            if self.feature_norm == 'channel':
+                feat = F.layer_norm(feat, feat.shape[2:], eps=1e-6)
             return ddc(feat) if positions is None else ddc.forward_at(
                 feat, positions)
 
