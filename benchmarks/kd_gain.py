@@ -496,6 +496,31 @@ def previous_record(path, split, seeds):
     return record
 
 
+def check_recorded_runs(record, layout, out, work_dir):
+    """Refuse to rewrite a pair of ``record`` (the JSON at ``out``) whose
+    recorded results have no run in ``work_dir`` (a fresh clone, another
+    machine): its record is rebuilt from the runs on disk, and would lose
+    them."""
+    for name, (teacher, arms) in layout.items():
+        recorded = record['pairs'].get(name)
+        if not recorded:
+            continue
+        runs = [(TEACHER_ARM, teacher)] if recorded.get(
+            'teacher') is not None else []
+        runs += [(arm, arms[arm][int(seed)])
+                 for arm, values in recorded['arms'].items() if arm in arms
+                 for seed in values if int(seed) in arms[arm]]
+        missing = [(arm, run) for arm, run in runs
+                   if not osp.isdir(run.work_dir)]
+        if missing:
+            arm, run = missing[0]
+            raise MMRSKDError(
+                f'--out {out}: pairs.{name} records {len(missing)} result(s) '
+                f'with no run in {work_dir} (first: {arm}, {run.work_dir}); '
+                'give --work-dir of the runs that made them, or another '
+                '--out for new runs')
+
+
 def write_json(record, path):
     """Write ``record`` atomically (a reader never sees half a file)."""
     atomic_write_bytes((json.dumps(record, indent=2) + '\n').encode(), path)
@@ -535,6 +560,11 @@ def main(argv=None):
                 teacher,
                 select_arms(arms, args.arms, pairs[name].get('variants', {})),
                 seeds)]
+    out = args.out or osp.join(
+        RESULTS, 'kd_gain.json' if args.split == REPORTED_SPLIT else
+        f'kd_gain_{args.split}.json')
+    record = previous_record(out, args.split, seeds)
+    check_recorded_runs(record, layout, out, work_dir)
     started = time.time()
     if not args.collect:
         for pair in pairs.values():
@@ -555,10 +585,6 @@ def main(argv=None):
                   'resume', file=sys.stderr)
             return 130
 
-    out = args.out or osp.join(
-        RESULTS, 'kd_gain.json' if args.split == REPORTED_SPLIT else
-        f'kd_gain_{args.split}.json')
-    record = previous_record(out, args.split, seeds)
     record.update(commit=commit())
     for name, (teacher, arms) in layout.items():
         pair = pairs[name]

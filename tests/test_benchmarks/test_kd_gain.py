@@ -405,3 +405,28 @@ def test_the_shipped_readme_tables_match_the_shipped_results(kd_gain):
     results = [osp.join(kd_gain.RESULTS, name)
                for name in ('kd_gain.json', 'kd_gain_tune.json')]
     assert gen_results_tables.main(['--kd-gain', *results, '--check']) == 0
+
+
+def test_recorded_results_without_their_runs_are_not_overwritten(
+        kd_gain, tmp_path):
+    def run(name, seed):
+        return SweepRun(name, f'configs/{name}.py', (), {},
+                        str(tmp_path / name / f'seed={seed}'))
+
+    layout = {'p': (run('t', 0), {'student': {0: run('s', 0),
+                                              1: run('s', 1)},
+                                  'admd': {0: run('a', 0)}})}
+    record = dict(pairs=dict(p=dict(teacher=60.0, arms=dict(
+        student={'0': 40.0, '1': 41.0}, admd={'0': 42.0}))))
+    for made in ('t/seed=0', 's/seed=0', 'a/seed=0'):
+        (tmp_path / made).mkdir(parents=True)
+    # the student's seed 1 has a result but no run here: a rebuilt record
+    # would drop it
+    with pytest.raises(MMRSKDError, match=(
+            r'^--out o.json: pairs.p records 1 result\(s\) with no run in '
+            r'/w \(first: student, .*s/seed=1\); give --work-dir')):
+        kd_gain.check_recorded_runs(record, layout, 'o.json', '/w')
+    (tmp_path / 's' / 'seed=1').mkdir()
+    kd_gain.check_recorded_runs(record, layout, 'o.json', '/w')
+    # pairs not in the record, and other pairs, are no concern
+    kd_gain.check_recorded_runs(dict(pairs={}), layout, 'o.json', '/w')
