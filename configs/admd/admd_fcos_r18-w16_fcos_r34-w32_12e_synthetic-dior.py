@@ -1,7 +1,7 @@
-# ADMD on the narrow FCOS pair, synthetic DIOR (CPU runs and tests), with the
-# GT foreground prior on the discrepancy mask. The short run ends before the
-# adaptive weight's 100-iteration reference window would matter much, so the
-# window is 20 iterations here. Train the teacher first:
+# ADMD on the narrow FCOS pair, synthetic DIOR (CPU runs and tests). The
+# short run ends before the adaptive weight's 100-iteration reference window
+# would matter much, so the window is 20 iterations here. Train the teacher
+# first:
 #   python tools/train.py configs/admd/fcos_r34-w32_fpn_12e_synthetic-dior.py
 _base_ = [
     './_base_/admd_fpn.py', '../_base_/datasets/synthetic_dior.py',
@@ -13,6 +13,7 @@ model = dict(
     teacher_ckpt='work_dirs/fcos_r34-w32_fpn_12e_synthetic-dior/epoch_12.pth',
     connectors=dict(
         fpn_adapter=dict(connector=dict(in_channels=32, out_channels=64))),
-    distill_losses=dict(loss_admd=dict(fg_prior=True)),
+    # the base's rule for the teacher's 64-channel FPN: 1 / C
+    distill_losses=dict(loss_admd=dict(loss_weight=1 / 64)),
     loss_schedules=dict(loss_admd=dict(warmup_iters=20)))
 val_cfg = dict(type='DistillValLoop', teacher_eval='once')
