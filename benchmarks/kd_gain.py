@@ -22,10 +22,14 @@ teacher's value, every arm's per-seed values (×100), the student's seed std,
 and the paired gain of every arm over the student alone (and of the method
 over the baseline): mean, std, standard error, t = mean / se, and whether it
 counts as a gain (mean > 0 and t >= 2). The method READMEs' tables are
-generated from it by ``tools/gen_results_tables.py --kd-gain``.
+generated from it by ``tools/gen_results_tables.py --kd-gain``. A pair's
+record is rebuilt from its runs in the work dir, so a pair whose recorded
+runs are not there (a fresh clone) is refused before anything trains: give
+``--out`` a new file to run it here.
 
     python benchmarks/kd_gain.py --split tune       # seeds 0-4, for tuning
     python benchmarks/kd_gain.py --split heldout    # seeds 100-104: the table
+    python benchmarks/kd_gain.py --split heldout --out kd_gain_here.json
     python benchmarks/kd_gain.py --split tune --pairs ltd_gfl_nwpu --dry-run
     python benchmarks/kd_gain.py --split heldout --collect   # only the JSON
     python benchmarks/kd_gain.py --split tune --pairs dked_lodet_dota \
