@@ -127,6 +127,13 @@ class GradientBalance(nn.Module):
     the neck) keeps :math:`f_k = 1`. The ratios are averaged over ranks;
     the EMAs are buffers, so ``--resume`` restores them.
 
+    Caveat, measured: a feature term's ratio falls fast while the student's
+    features first approach the teacher's (ADMD on the synthetic rotated
+    pair: 45 to 5.9 over the first 100 iterations), so a factor frozen
+    from that window leaves the term well below :math:`\rho_k` afterwards
+    (there about 0.1x for :math:`\rho = 0.5`, too little to act). ADMD's
+    configs no longer use this rule (``configs/admd/README.md``).
+
     Args:
         probe (GradientProbe): measures the ratios (its modules, interval).
         names (Sequence[str]): the distillation terms.
