@@ -6,7 +6,8 @@ from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
 from mmrskd.models.losses.utils import (MultiLevelTensor, check_choice,
-                                        check_positive, pair_levels)
+                                        check_positive, pair_levels,
+                                        standardise_channels)
 from mmrskd.models.utils import featmap_stride, rasterize_gt_boxes
 from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError
@@ -209,9 +210,9 @@ class ADMDLoss(nn.Module):
                 "'gt_instances' and batch_img_metas='img_metas' in "
                 'loss_mappings (or set fg_prior=False)')
         if self.feature_norm == 'channel':
-            levels_S, levels_T = ([
-                F.layer_norm(pred, pred.shape[2:], eps=1e-6) for pred in levels
-            ] for levels in (levels_S, levels_T))
+            levels_S, levels_T = (
+                [standardise_channels(pred) for pred in levels]
+                for levels in (levels_S, levels_T))
         return levels_S, levels_T
 
     def _level_mask(self, sq_error: Tensor, pred_T: Tensor,

@@ -5,11 +5,11 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from mmrskd.models.losses.utils import as_levels, check_choice, pair_levels
+from mmrskd.models.losses.utils import (as_levels, check_choice,
+                                        pair_levels, standardise_channels)
 from mmrskd.models.utils import featmap_stride
 from mmrskd.registry import MODELS, TASK_UTILS
 from mmrskd.utils import MMRSKDError
@@ -245,7 +245,7 @@ class DKEDFeatureResponseLoss(nn.Module):
         trainable."""
         def respond(ddc, feat):
             if self.feature_norm == 'channel':
-                feat = F.layer_norm(feat, feat.shape[2:], eps=1e-6)
+                feat = standardise_channels(feat)
             return ddc(feat) if positions is None else ddc.forward_at(
                 feat, positions)
 

@@ -2,7 +2,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmrskd.models.losses.utils import (MultiLevelTensor, check_positive,
-                                        pair_levels)
+                                        pair_levels, standardise_channels)
 from mmrskd.registry import MODELS
 from mmrskd.utils import MMRSKDError
 
@@ -90,7 +90,7 @@ class PKDLoss(nn.Module):
     def _standardize(self, feat: Tensor) -> Tensor:
         """Zero mean, unit variance per channel map; ``(N, C, H, W)``."""
         if self.per_sample_norm:
-            return F.layer_norm(feat, feat.shape[2:], eps=self.eps)
+            return standardise_channels(feat, self.eps)
         channels_first = feat.transpose(0, 1)
         normed = F.layer_norm(
             channels_first.reshape(feat.shape[1], -1),

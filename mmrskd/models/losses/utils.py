@@ -195,3 +195,9 @@ def check_positive(loss_name: str, arg_name: str, value: float) -> None:
     if not value > 0:
         raise MMRSKDError(f'{loss_name}: {arg_name}={value!r} must be a '
                           'positive number')
+
+
+def standardise_channels(feat: Tensor, eps: float = 1e-6) -> Tensor:
+    """Every channel map of ``feat`` ``(N, C, H, W)`` to zero mean and unit
+    variance over ``H, W``, per image (PKD's normalisation)."""
+    return F.layer_norm(feat, feat.shape[2:], eps=eps)
